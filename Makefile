@@ -1,0 +1,56 @@
+.PHONY: help run test quality pii_check migrations-check upgrade requirements clean tox
+
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PYTHON_VERSION ?= python3.11
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PORT ?= 8000
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+help: ## show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+$(VENV)/bin/activate:
+	$(PYTHON_VERSION) -m venv $(VENV)
+
+$(VENV)/.installed: $(VENV)/bin/activate requirements/quality.txt requirements/test.txt requirements/base.txt setup.py
+	$(PIP) install -q -r requirements/quality.txt
+	$(PIP) install -q --no-deps -e .
+	touch $@
+
+requirements: $(VENV)/.installed ## create the virtualenv and install the test and quality requirements
+
+run: requirements ## migrate the SQLite sandbox and serve the webhook on 127.0.0.1:$(PORT)
+	PORT=$(PORT) $(PY) -m sandbox.run
+
+test: requirements ## run the whole test suite (with coverage), the migrations check and the quality checks
+	$(PY) -m pytest
+	$(MAKE) --no-print-directory migrations-check quality
+
+migrations-check: requirements ## fail if a model change has no migration
+	DJANGO_SETTINGS_MODULE=tests.settings $(PY) -m django makemigrations --check --dry-run lms_bridge
+
+quality: requirements ## ruff, edx-lint's pylint and the PII annotations check
+	$(VENV)/bin/ruff check lms_bridge tests sandbox setup.py manage.py
+	$(VENV)/bin/pylint lms_bridge
+	$(MAKE) --no-print-directory pii_check
+
+pii_check: requirements ## every model must carry PII annotations
+	DJANGO_SETTINGS_MODULE=tests.settings $(VENV)/bin/code_annotations django_find_annotations \
+		--config_file .pii_annotations.yml --lint --report --coverage --app_name lms_bridge --report_path /tmp/lms_bridge_pii
+
+tox: requirements ## run tox (Django and Python versions Open edX runs)
+	$(VENV)/bin/pip install -q -r requirements/ci.txt
+	$(VENV)/bin/tox
+
+upgrade: export CUSTOM_COMPILE_COMMAND=make upgrade
+upgrade: ## recompile the requirements/*.txt files from the *.in files
+	$(PIP) install -q -r requirements/pip-tools.txt
+	cd requirements && for f in pip-tools base test quality ci dev; do \
+		../$(VENV)/bin/pip-compile --quiet --upgrade --allow-unsafe --rebuild --strip-extras \
+			--no-emit-index-url --no-emit-find-links -o $$f.txt $$f.in || exit 1; done
+
+clean: ## remove the virtualenv, the sandbox database and caches
+	rm -rf $(VENV) sandbox.sqlite3 .pytest_cache .coverage htmlcov .tox *.egg-info

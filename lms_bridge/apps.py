@@ -1,0 +1,43 @@
+"""
+Django application configuration, and its wiring into Open edX as a plugin.
+"""
+from django.apps import AppConfig
+
+
+class LmsBridgeConfig(AppConfig):
+    """
+    lms_bridge as an Open edX LMS plugin (entry point group ``lms.djangoapp``).
+
+    The plugin mounts its URLs under ``/api/lms-bridge/`` and applies its
+    settings defaults (``settings/common.py``) and production overrides
+    (``settings/production.py``).
+    """
+
+    name = "lms_bridge"
+    verbose_name = "LMS Bridge"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    plugin_app = {
+        "url_config": {
+            "lms.djangoapp": {
+                "namespace": "lms_bridge",
+                "regex": r"^api/lms-bridge/",
+                "relative_path": "urls",
+            },
+        },
+        "settings_config": {
+            "lms.djangoapp": {
+                "common": {"relative_path": "settings.common"},
+                "test": {"relative_path": "settings.common"},
+                "devstack": {"relative_path": "settings.common"},
+                "production": {"relative_path": "settings.production"},
+            },
+        },
+    }
+
+    def ready(self):
+        # Registers the system checks (lms_bridge.E001...).
+        from . import checks  # pylint: disable=import-outside-toplevel,unused-import
+        from . import registry  # pylint: disable=import-outside-toplevel
+
+        registry.connect_signals()

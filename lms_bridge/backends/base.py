@@ -1,0 +1,172 @@
+"""
+The contract every enrollment backend fulfils.
+
+A backend is configured by one entry of ``LMS_BRIDGE_BACKENDS`` and answers
+for the courses its ``SELECTOR_REGEX`` matches. Every backend must be
+idempotent: asking twice for the same state changes nothing the second time,
+and the outcome says so (``already_enrolled``, ``already_allowed``...).
+The shared contract test suite (``tests/backends/contract.py``) holds every
+backend to this.
+"""
+from dataclasses import dataclass, field
+
+from lms_bridge.models import Outcome
+
+ENROLL = "enroll"
+UNENROLL = "unenroll"
+
+
+class BackendError(Exception):
+    """A permanent failure for one course: retrying the same request will not help."""
+
+
+class TransientBackendError(BackendError):
+    """A failure that a later retry may not meet (LMS down, timeout, lock wait...)."""
+
+
+class BackendConfigurationError(BackendError):
+    """The backend is misconfigured (missing permission, bad credentials...); an operator must act."""
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """One entry of ``LMS_BRIDGE_BACKENDS``."""
+
+    backend: str
+    base_url: str = ""
+    selector_regex: str = ".*"
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Learner:
+    """
+    The learner a delivery is about. The email identifies them; the rest is
+    informational (a backend that creates accounts may use it).
+    """
+
+    email: str
+    username: str = ""
+    first_name: str = ""
+    last_name: str = ""
+
+
+@dataclass(frozen=True)
+class OperationContext:
+    """Where an operation comes from, for the LMS's own audit records."""
+
+    source: str
+    delivery: str
+    event_id: str = ""
+
+    @property
+    def reason(self):
+        """The text Open edX shows course staff as the reason of a manual enrollment change."""
+        text = f"lms_bridge webhook from source '{self.source}', delivery {self.delivery}"
+        if self.event_id:
+            text += f" (event {self.event_id})"
+        return text
+
+
+@dataclass(frozen=True)
+class EnrollmentState:
+    """
+    A learner's current standing in one course.
+
+    Attributes:
+        account_exists (bool): an account has this email.
+        account_active (bool): that account is active.
+        is_active (bool | None): the enrollment is active; None when there is none.
+        mode (str | None): the enrollment's mode; None when there is none.
+        allowed (bool): an enrollment-allowed record exists for the email.
+    """
+
+    account_exists: bool = False
+    account_active: bool = False
+    is_active: bool | None = None
+    mode: str | None = None
+    allowed: bool = False
+
+
+@dataclass(frozen=True)
+class EnrollmentResult:
+    """The typed outcome of ``set_enrollment``."""
+
+    outcome: Outcome
+    detail: str = ""
+    mode: str | None = None
+
+
+class EnrollmentBackend:
+    """
+    Base class of enrollment backends.
+
+    Subclasses implement ``course_exists``, ``offers_mode``, ``get_enrollment``
+    and ``set_enrollment``. They raise ``TransientBackendError`` for failures a
+    retry may cure and ``BackendError`` for the others; any other exception is
+    treated as a permanent failure of that one course.
+    """
+
+    def __init__(self, configuration):
+        """
+        Arguments:
+            configuration (BackendConfig): the backend's settings entry.
+        """
+        self.configuration = configuration
+
+    @property
+    def name(self):
+        """A label for the audit trail: the dotted path, plus the base URL when there is one."""
+        if self.configuration.base_url:
+            return f"{self.configuration.backend} ({self.configuration.base_url})"
+        return self.configuration.backend
+
+    @classmethod
+    def check_configuration(cls, configuration):  # pylint: disable=unused-argument
+        """Return a list of configuration problems, for the system checks (none by default)."""
+        return []
+
+    def course_exists(self, course_key):
+        """
+        Arguments:
+            course_key (CourseKey): the course.
+
+        Returns:
+            bool: the course exists in this LMS.
+        """
+        raise NotImplementedError
+
+    def offers_mode(self, course_key, mode):
+        """
+        Returns:
+            bool: learners can be enrolled in ``course_key`` in ``mode``.
+        """
+        raise NotImplementedError
+
+    def get_enrollment(self, email, course_key):
+        """
+        Returns:
+            EnrollmentState: the learner's current standing in the course.
+        """
+        raise NotImplementedError
+
+    def set_enrollment(self, learner, course_key, active=True, mode=None, context=None):
+        """
+        Enroll (``active=True``) or unenroll (``active=False``) a learner.
+
+        Arguments:
+            learner (Learner): who.
+            course_key (CourseKey): which course.
+            active (bool): enroll or unenroll.
+            mode (str | None): the mode to enroll in; None keeps an existing
+                enrollment's mode (never a downgrade) or uses the course default.
+            context (OperationContext): where the request comes from.
+
+        Returns:
+            EnrollmentResult
+
+        Raises:
+            TransientBackendError: try again later.
+            BackendError: this course cannot be done.
+        """
+        raise NotImplementedError

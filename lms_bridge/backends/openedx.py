@@ -1,0 +1,172 @@
+"""
+The in-process Open edX backend: enrolls through the LMS's own Python APIs.
+
+This is the only module of lms_bridge that imports edx-platform, and it does
+so lazily (inside methods), so the rest of the application imports, checks
+and tests without it. The APIs used are those of openedx-platform master:
+``CourseEnrollment.enroll/unenroll/enrollment_mode_for_user``,
+``CourseEnrollmentAllowed``, ``ManualEnrollmentAudit``, ``is_email_retired``,
+``CourseMode.modes_for_course`` and ``CourseOverview``.
+
+Options:
+    INCLUDE_EXPIRED_MODES (bool): accept a mode whose upgrade deadline has
+        passed (default False, as the LMS's enrollment API does).
+"""
+import logging
+from types import SimpleNamespace
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+
+from lms_bridge.models import Outcome
+
+from .base import BackendError, EnrollmentBackend, EnrollmentResult, EnrollmentState
+
+log = logging.getLogger(__name__)
+
+
+def _platform():
+    """
+    Import the edx-platform symbols this backend uses.
+
+    Imported at call time: plugin apps are loaded before the LMS's apps are
+    ready, and the rest of lms_bridge must not depend on edx-platform.
+    """
+    # pylint: disable=import-error,import-outside-toplevel
+    from common.djangoapps.course_modes.models import CourseMode
+    from common.djangoapps.student import models as student
+    from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
+
+    return SimpleNamespace(student=student, CourseMode=CourseMode, CourseOverview=CourseOverview)
+
+
+class OpenEdxBackend(EnrollmentBackend):
+    """Enrolls learners in the Open edX LMS this application runs in."""
+
+    def course_exists(self, course_key):
+        # One row per published course; needs no modulestore.
+        return _platform().CourseOverview.objects.filter(id=course_key).exists()
+
+    def offers_mode(self, course_key, mode):
+        modes = _platform().CourseMode.modes_for_course(
+            course_id=course_key,
+            include_expired=bool(self.configuration.options.get("INCLUDE_EXPIRED_MODES", False)),
+            only_selectable=False,
+        )
+        return mode in {course_mode.slug for course_mode in modes}
+
+    def get_enrollment(self, email, course_key):
+        platform = _platform()
+        user = self._find_user(email)
+        allowed = platform.student.CourseEnrollmentAllowed.objects.filter(
+            email__iexact=email, course_id=course_key,
+        ).exists()
+        if user is None:
+            return EnrollmentState(allowed=allowed)
+        mode, is_active = platform.student.CourseEnrollment.enrollment_mode_for_user(user, course_key)
+        return EnrollmentState(
+            account_exists=True, account_active=user.is_active, is_active=is_active, mode=mode, allowed=allowed,
+        )
+
+    def set_enrollment(self, learner, course_key, active=True, mode=None, context=None):
+        platform = _platform()
+        user = self._find_user(learner.email)
+        reason = context.reason if context else "lms_bridge"
+        if not active:
+            return self._unenroll(platform, user, learner.email, course_key, reason)
+        if user is None or not user.is_active:
+            return self._allow(platform, learner.email, course_key, mode, reason)
+        return self._enroll(platform, user, course_key, mode, reason)
+
+    @staticmethod
+    def _find_user(email):
+        """
+        Find the account of an email, case-insensitively.
+
+        An exact match wins; several accounts differing only in case (old
+        data on a case-sensitive database) are ambiguous and refused.
+        """
+        users = list(get_user_model().objects.filter(email__iexact=email)[:5])
+        if len(users) <= 1:
+            return users[0] if users else None
+        exact = [user for user in users if user.email == email]
+        if len(exact) == 1:
+            return exact[0]
+        raise BackendError("Several accounts match this email; enroll the learner by hand")
+
+    @staticmethod
+    def _audit(platform, email, transition, reason, enrollment=None):
+        # A webhook has no acting user: enrolled_by stays empty and the reason
+        # names lms_bridge, the source and the delivery for course staff.
+        platform.student.ManualEnrollmentAudit.create_manual_enrollment_audit(
+            None, email, transition, reason, enrollment,
+        )
+
+    def _enroll(self, platform, user, course_key, mode, reason):
+        student = platform.student
+        current_mode, is_active = student.CourseEnrollment.enrollment_mode_for_user(user, course_key)
+        if is_active and (mode is None or mode == current_mode):
+            return EnrollmentResult(Outcome.ALREADY_ENROLLED, mode=current_mode)
+        # enroll() with mode=None would reset an existing enrollment to the
+        # course's default mode (a downgrade for a verified learner), so an
+        # inactive enrollment is reactivated in the mode it had.
+        target_mode = mode or current_mode
+        try:
+            enrollment = student.CourseEnrollment.enroll(user, course_key, mode=target_mode)
+        except student.EnrollmentNotAllowed as exc:
+            return EnrollmentResult(Outcome.REFUSED, detail=f"Open edX refused the enrollment: {exc}")
+        except student.CourseEnrollmentException as exc:
+            raise BackendError(f"Open edX could not enroll the learner: {type(exc).__name__}") from exc
+        if is_active:
+            self._audit(platform, user.email, student.ENROLLED_TO_ENROLLED, reason, enrollment)
+            return EnrollmentResult(
+                Outcome.MODE_CHANGED, detail=f"Mode changed from {current_mode} to {enrollment.mode}", mode=enrollment.mode,
+            )
+        self._audit(platform, user.email, student.UNENROLLED_TO_ENROLLED, reason, enrollment)
+        return EnrollmentResult(Outcome.ENROLLED, mode=enrollment.mode)
+
+    def _allow(self, platform, email, course_key, mode, reason):
+        student = platform.student
+        if student.is_email_retired(email):
+            return EnrollmentResult(Outcome.REFUSED, detail="This email belongs to a retired account")
+        detail = "No active account yet: Open edX will enroll the learner when the account is activated"
+        if mode:
+            detail += f" (in the course's default mode: send the delivery again once the account is active to get mode {mode!r})"
+        allowed = student.CourseEnrollmentAllowed.objects.filter(email__iexact=email, course_id=course_key).first()
+        if allowed is not None:
+            if allowed.auto_enroll:
+                return EnrollmentResult(Outcome.ALREADY_ALLOWED, detail=detail)
+            allowed.auto_enroll = True
+            allowed.save(update_fields=["auto_enroll"])
+        else:
+            try:
+                # The savepoint keeps the surrounding transaction usable when a
+                # concurrent delivery created the same (email, course) first.
+                with transaction.atomic():
+                    student.CourseEnrollmentAllowed.objects.create(email=email, course_id=course_key, auto_enroll=True)
+            except IntegrityError:
+                return EnrollmentResult(Outcome.ALREADY_ALLOWED, detail=detail)
+        self._audit(platform, email, student.UNENROLLED_TO_ALLOWEDTOENROLL, reason)
+        return EnrollmentResult(Outcome.ALLOWED, detail=detail)
+
+    def _unenroll(self, platform, user, email, course_key, reason):
+        student = platform.student
+        unenrolled = False
+        if user is not None:
+            _, is_active = student.CourseEnrollment.enrollment_mode_for_user(user, course_key)
+            if is_active:
+                try:
+                    student.CourseEnrollment.unenroll(user, course_key)
+                except student.UnenrollmentNotAllowed as exc:
+                    return EnrollmentResult(Outcome.REFUSED, detail=f"Open edX refused the unenrollment: {exc}")
+                enrollment = student.CourseEnrollment.get_enrollment(user, course_key)
+                self._audit(platform, user.email, student.ENROLLED_TO_UNENROLLED, reason, enrollment)
+                unenrolled = True
+        # The allowance goes too, or activating the account would enroll the learner again.
+        removed, _ = student.CourseEnrollmentAllowed.objects.filter(email__iexact=email, course_id=course_key).delete()
+        if unenrolled:
+            return EnrollmentResult(Outcome.UNENROLLED)
+        if removed:
+            self._audit(platform, email, student.ALLOWEDTOENROLL_TO_UNENROLLED, reason)
+            return EnrollmentResult(Outcome.UNENROLLED, detail="Enrollment allowance removed")
+        return EnrollmentResult(Outcome.NOT_ENROLLED)

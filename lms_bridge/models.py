@@ -1,0 +1,158 @@
+"""
+The audit trail: every webhook delivery and every per-course operation.
+
+A delivery is recorded as soon as it reaches a known source, verified or
+not (an unverified one is kept only as evidence and is never processed).
+Verified deliveries are unique per (source, idempotency key): the database,
+not the application, is what makes a retried or duplicated delivery take
+effect exactly once, across processes and machines.
+"""
+import hashlib
+import uuid
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class DeliveryStatus(models.TextChoices):
+    """Where a delivery is in its life."""
+
+    REJECTED = "rejected", _("Rejected (not authentic or not acceptable)")
+    CONFLICT = "conflict", _("Conflict (id reused with another body)")
+    RECEIVED = "received", _("Received")
+    PROCESSING = "processing", _("Processing")
+    INVALID = "invalid", _("Invalid payload")
+    PROCESSED = "processed", _("Processed")
+    PARTIALLY_FAILED = "partially_failed", _("Partially failed")
+    FAILED = "failed", _("Failed")
+
+
+class Outcome(models.TextChoices):
+    """What happened to one course of one delivery."""
+
+    PENDING = "pending", _("Pending")
+    ENROLLED = "enrolled", _("Enrolled")
+    ALREADY_ENROLLED = "already_enrolled", _("Already enrolled")
+    MODE_CHANGED = "mode_changed", _("Mode changed")
+    ALLOWED = "allowed", _("Allowed to enroll (no active account yet)")
+    ALREADY_ALLOWED = "already_allowed", _("Already allowed to enroll")
+    UNENROLLED = "unenrolled", _("Unenrolled")
+    NOT_ENROLLED = "not_enrolled", _("Was not enrolled")
+    REFUSED = "refused", _("Refused")
+    FAILED = "failed", _("Failed")
+    RETRY = "retry", _("Failed, will succeed on retry")
+
+
+SUCCESSFUL_OUTCOMES = frozenset({
+    Outcome.ENROLLED,
+    Outcome.ALREADY_ENROLLED,
+    Outcome.MODE_CHANGED,
+    Outcome.ALLOWED,
+    Outcome.ALREADY_ALLOWED,
+    Outcome.UNENROLLED,
+    Outcome.NOT_ENROLLED,
+})
+
+
+def idempotency_key_for(event_id):
+    """
+    Return the stored form of a sender's delivery id.
+
+    Hashed, so that ids that differ only in case stay distinct under MySQL's
+    case-insensitive collations, and so the unique index has a fixed width.
+    """
+    return hashlib.sha256(event_id.encode("utf-8")).hexdigest()
+
+
+class WebhookDelivery(models.Model):
+    """
+    One HTTP request that reached a configured webhook source.
+
+    .. pii: The body holds the learner's email, and optionally username, first and last name;
+        remote_addr is the sender's IP address (a server, usually).
+    .. pii_types: email_address, username, name, ip
+    .. pii_retirement: retained
+    """
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    source = models.CharField(max_length=64, db_index=True)
+    event_id = models.CharField(
+        max_length=255, blank=True, default="", db_index=True,
+        help_text=_("The sender's delivery id (webhook-id), as received."),
+    )
+    idempotency_key = models.CharField(
+        max_length=64, null=True, blank=True, editable=False,
+        help_text=_("Hash of the event id; set only for verified deliveries that carry one."),
+    )
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    signature_valid = models.BooleanField(default=False)
+    signature_detail = models.CharField(max_length=255, blank=True, default="")
+    secret_index = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text=_("Which configured secret matched (0 = the first)."),
+    )
+    body = models.TextField(blank=True, default="")
+    body_truncated = models.BooleanField(
+        default=False, help_text=_("The body is not stored exactly (cut to size, or not UTF-8): it cannot be processed."),
+    )
+    body_sha256 = models.CharField(max_length=64, blank=True, default="")
+    status = models.CharField(max_length=32, choices=DeliveryStatus.choices, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+        ordering = ("-received_at", "-id")
+        constraints = [
+            # NULL keys (unverified or id-less deliveries) never collide, on
+            # every database: this is what makes a delivery exactly-once.
+            models.UniqueConstraint(fields=("source", "idempotency_key"), name="lms_bridge_delivery_unique_event"),
+        ]
+
+    def __str__(self):
+        return f"{self.source} delivery {self.uuid} ({self.status})"
+
+
+class EnrollmentOperation(models.Model):
+    """
+    What one delivery asked for one course, and what came of it.
+
+    .. pii: email is the learner's email address.
+    .. pii_types: email_address
+    .. pii_retirement: retained
+    """
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="operations")
+    course_id = models.CharField(max_length=255, db_index=True)
+    email = models.CharField(max_length=254, db_index=True)
+    action = models.CharField(max_length=16)
+    mode = models.CharField(max_length=100, blank=True, default="")
+    backend = models.CharField(max_length=255, blank=True, default="")
+    outcome = models.CharField(max_length=32, choices=Outcome.choices, default=Outcome.PENDING, db_index=True)
+    detail = models.TextField(blank=True, default="", help_text=_("What the sender is told."))
+    error = models.TextField(
+        blank=True, default="", help_text=_("Internal error text, for support staff only; never sent back."),
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    modified = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("enrollment operation")
+        ordering = ("delivery", "id")
+        constraints = [
+            models.UniqueConstraint(fields=("delivery", "course_id"), name="lms_bridge_operation_unique_course"),
+        ]
+
+    def __str__(self):
+        return f"{self.action} {self.course_id}: {self.outcome}"
+
+    @property
+    def succeeded(self):
+        """True when the operation reached a successful outcome (it is never redone)."""
+        return self.outcome in SUCCESSFUL_OUTCOMES

@@ -1,0 +1,299 @@
+"""
+Processing a recorded delivery: validate it, then enroll course by course.
+
+``process_delivery`` is the one piece of code that acts on a delivery. The
+webhook view calls it for a new delivery and for a sender's retry; the admin's
+"reprocess" action calls it; Celery tasks will call it. It is safe to call
+concurrently: a delivery is first *claimed* with one conditional UPDATE, so
+only one process works on it at a time, and every course's operation is its
+own row and transaction, so a retry redoes only what did not succeed.
+"""
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import OperationalError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from . import strict_json
+from .backends.base import (
+    ENROLL,
+    BackendError,
+    Learner,
+    OperationContext,
+    TransientBackendError,
+)
+from .conf import get_setting
+from .models import SUCCESSFUL_OUTCOMES, DeliveryStatus, EnrollmentOperation, Outcome, WebhookDelivery
+from .registry import RegistryError, select_backend
+from .serializers import WebhookPayloadSerializer, first_error_message
+
+log = logging.getLogger(__name__)
+
+ALLOWANCE_OUTCOMES = frozenset({Outcome.ALLOWED, Outcome.ALREADY_ALLOWED})
+
+
+@dataclass
+class Reply:
+    """An HTTP answer to a sender: status code, JSON body and extra headers."""
+
+    status: int
+    body: dict
+    headers: dict = field(default_factory=dict)
+
+
+def make_reply(status, success, message, delivery=None, results=(), **extra):
+    """
+    Build a reply in the webhook's response format::
+
+        {"success": bool, "message": str | dict, "delivery": uuid | None,
+         "results": [{"courseId", "outcome", "detail"}]}
+    """
+    body = {
+        "success": success,
+        "message": message,
+        "delivery": str(delivery.uuid) if delivery is not None else None,
+        "results": list(results),
+    }
+    body.update(extra)
+    headers = {}
+    if status == 503:
+        headers["Retry-After"] = str(get_setting("LMS_BRIDGE_RETRY_AFTER_SECONDS"))
+    return Reply(status, body, headers)
+
+
+class _Invalid(Exception):
+    """The payload cannot be processed as sent (400)."""
+
+    def __init__(self, message, results=(), errors=None):
+        super().__init__(message)
+        self.message = message
+        self.results = list(results)
+        self.errors = errors
+
+
+def process_delivery(delivery, reprocess=False):
+    """
+    Process a verified delivery, or say why it is not processed now.
+
+    Arguments:
+        delivery (WebhookDelivery): a verified delivery.
+        reprocess (bool): support staff's "reprocess": also take deliveries
+            that failed permanently or were invalid, and redo every course
+            that did not succeed.
+
+    Returns:
+        Reply: the answer for the sender. When another process holds the
+        delivery it is 202; when there is nothing to redo it is the stored
+        answer, marked ``Idempotent-Replayed``.
+    """
+    if not _claim(delivery, reprocess):
+        delivery.refresh_from_db()
+        return _not_claimed_reply(delivery)
+    try:
+        reply = _process_claimed(delivery)
+    except BaseException:
+        _release(delivery)
+        raise
+    log.info(
+        "lms_bridge delivery %s from source %s: %s (HTTP %s, attempt %s)",
+        delivery.uuid, delivery.source, delivery.status, reply.status, delivery.attempts,
+    )
+    return reply
+
+
+def _claim(delivery, reprocess):
+    """Take the delivery for this process, atomically; False when it is not available."""
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=get_setting("LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS"))
+    failed = (DeliveryStatus.FAILED, DeliveryStatus.PARTIALLY_FAILED)
+    claimable = (
+        Q(status=DeliveryStatus.RECEIVED)
+        # The process that claimed it died (or lost its database) mid-way.
+        | Q(status=DeliveryStatus.PROCESSING, processing_started_at__lt=stale_before)
+        # A transient failure: the sender's retry is how it gets done.
+        | Q(status__in=failed, response_status=503)
+    )
+    if reprocess:
+        claimable |= Q(status__in=(*failed, DeliveryStatus.INVALID))
+    claimed = (
+        WebhookDelivery.objects.filter(pk=delivery.pk, signature_valid=True, body_truncated=False)
+        .filter(claimable)
+        .update(status=DeliveryStatus.PROCESSING, processing_started_at=now, attempts=F("attempts") + 1)
+    )
+    if claimed:
+        delivery.refresh_from_db()
+    return bool(claimed)
+
+
+def _release(delivery):
+    """After an unexpected error, hand the delivery back so that a retry can take it."""
+    try:
+        WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PROCESSING).update(
+            status=DeliveryStatus.RECEIVED,
+        )
+    except Exception:  # pylint: disable=broad-except
+        # The database may be what failed; the stale-claim timeout covers that case.
+        log.warning("lms_bridge could not release delivery %s after an error", delivery.uuid)
+
+
+def _not_claimed_reply(delivery):
+    if delivery.status == DeliveryStatus.PROCESSING:
+        return make_reply(202, True, "This delivery is already being processed", delivery)
+    if delivery.response_status is None:
+        return make_reply(503, False, "This delivery cannot be processed now; retry later", delivery)
+    reply = Reply(delivery.response_status, delivery.response_body or {})
+    reply.headers["Idempotent-Replayed"] = "true"
+    if delivery.response_status == 503:
+        reply.headers["Retry-After"] = str(get_setting("LMS_BRIDGE_RETRY_AFTER_SECONDS"))
+    return reply
+
+
+def _process_claimed(delivery):
+    try:
+        data = _validate(delivery)
+        plan = _plan(data)
+    except _Invalid as invalid:
+        extra = {"errors": invalid.errors} if invalid.errors is not None else {}
+        reply = make_reply(400, False, invalid.message, delivery, invalid.results, **extra)
+        return _finish(delivery, DeliveryStatus.INVALID, reply)
+    except (TransientBackendError, RegistryError, OperationalError) as exc:
+        log.warning(
+            "lms_bridge delivery %s: cannot check its courses now (%s)", delivery.uuid, type(exc).__name__,
+        )
+        reply = make_reply(503, False, "The LMS cannot be reached now; retry later", delivery)
+        return _finish(delivery, DeliveryStatus.FAILED, reply)
+
+    learner = Learner(
+        email=data["email"],
+        username=data.get("username", ""),
+        first_name=data.get("name", ""),
+        last_name=data.get("family", ""),
+    )
+    context = OperationContext(source=delivery.source, delivery=str(delivery.uuid), event_id=delivery.event_id)
+    operations = []
+    for course_key, backend in plan:
+        operation, _ = EnrollmentOperation.objects.get_or_create(
+            delivery=delivery,
+            course_id=str(course_key),
+            defaults={
+                "email": learner.email,
+                "action": data["action"],
+                "mode": data.get("mode") or "",
+                "backend": backend.name,
+            },
+        )
+        if not operation.succeeded:
+            _run_operation(operation, backend, learner, course_key, data, context)
+        operations.append(operation)
+    return _finish_operations(delivery, data["action"], operations)
+
+
+def _validate(delivery):
+    try:
+        payload = strict_json.loads(delivery.body)
+    except strict_json.StrictJSONError as exc:
+        raise _Invalid(str(exc)) from None
+    if not isinstance(payload, dict):
+        raise _Invalid("The body must be a JSON object")
+    serializer = WebhookPayloadSerializer(data=payload)
+    if not serializer.is_valid():
+        errors = serializer.errors
+        raise _Invalid(first_error_message(errors) or errors, errors=errors)
+    return serializer.validated_data
+
+
+def _plan(data):
+    """
+    Check every course before any enrollment is made, so that a 400 leaves
+    nothing half-done: each needs a backend, must exist, and must offer the mode.
+
+    Returns:
+        list[tuple[CourseKey, EnrollmentBackend]]
+    """
+    plan, results = [], []
+    mode = data.get("mode")
+    for course_key in data["courseIds"]:
+        backend = select_backend(course_key)
+        problem = None
+        if backend is None:
+            problem = f"No LMS is configured for course {course_key}"
+        elif not backend.course_exists(course_key):
+            problem = f"Course {course_key} does not exist"
+        elif mode and data["action"] == ENROLL and not backend.offers_mode(course_key, mode):
+            problem = f"Course {course_key} does not offer mode '{mode}'"
+        if problem:
+            results.append({"courseId": str(course_key), "outcome": "invalid", "detail": problem})
+        else:
+            plan.append((course_key, backend))
+    if results:
+        raise _Invalid(results[0]["detail"], results)
+    return plan
+
+
+def _run_operation(operation, backend, learner, course_key, data, context):
+    """Run one course's operation in its own transaction and record its outcome."""
+    operation.attempts += 1
+    operation.backend = backend.name
+    operation.error = ""
+    try:
+        # The enrollment, the LMS's audit row and this operation's outcome
+        # commit together, or not at all.
+        with transaction.atomic():
+            result = backend.set_enrollment(
+                learner, course_key, active=data["action"] == ENROLL, mode=data.get("mode"), context=context,
+            )
+            operation.outcome = result.outcome
+            operation.detail = result.detail
+            if result.mode:
+                operation.mode = result.mode
+            operation.save()
+        return
+    except TransientBackendError as exc:
+        operation.outcome, operation.detail = Outcome.RETRY, str(exc)
+    except BackendError as exc:
+        operation.outcome, operation.detail = Outcome.FAILED, str(exc)
+    except OperationalError as exc:
+        # Lock wait timeouts, deadlocks, a lost connection: worth a retry.
+        operation.outcome, operation.detail = Outcome.RETRY, "Temporary database error"
+        operation.error = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # pylint: disable=broad-except
+        # One course's unexpected failure must not sink the others. The text
+        # may hold learner data, so it goes to the audit row, not the log.
+        operation.outcome, operation.detail = Outcome.FAILED, "Unexpected error; support can see it in the audit trail"
+        operation.error = f"{type(exc).__name__}: {exc}"
+        log.error(
+            "lms_bridge delivery %s, course %s: unexpected %s in %s",
+            context.delivery, course_key, type(exc).__name__, backend.name,
+        )
+    operation.save()
+
+
+def _finish_operations(delivery, action, operations):
+    results = [{"courseId": op.course_id, "outcome": op.outcome, "detail": op.detail} for op in operations]
+    failed = [op for op in operations if op.outcome not in SUCCESSFUL_OUTCOMES]
+    transient = any(op.outcome == Outcome.RETRY for op in failed)
+    count = len(operations)
+    if not failed:
+        if action != ENROLL:
+            message = f"Unenrollment verified for {count} course(s)"
+        elif all(op.outcome in ALLOWANCE_OUTCOMES for op in operations):
+            message = f"Enrollment allowance verified for {count} course(s)"
+        else:
+            message = f"User enrollment status verified for {count} course(s)"
+        return _finish(delivery, DeliveryStatus.PROCESSED, make_reply(200, True, message, delivery, results))
+    status = DeliveryStatus.FAILED if len(failed) == count else DeliveryStatus.PARTIALLY_FAILED
+    message = f"{len(failed)} of {count} course(s) could not be processed"
+    if transient:
+        message += "; retry later"
+    return _finish(delivery, status, make_reply(503 if transient else 200, False, message, delivery, results))
+
+
+def _finish(delivery, status, reply):
+    delivery.status = status
+    delivery.response_status = reply.status
+    delivery.response_body = reply.body
+    delivery.processed_at = timezone.now()
+    delivery.save(update_fields=["status", "response_status", "response_body", "processed_at"])
+    return reply

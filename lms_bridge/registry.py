@@ -1,0 +1,124 @@
+"""
+The backend registry: which backend handles which course.
+
+``LMS_BRIDGE_BACKENDS`` is a list of ``{"BACKEND", "BASE_URL",
+"SELECTOR_REGEX", "OPTIONS"}`` entries; the first entry whose regex matches the
+course id (``re.match``, so it is anchored at the start) handles the course.
+Backend instances are built once per process and reused, so a backend may keep
+connections and tokens; the cache is cleared when the setting changes (tests).
+"""
+import logging
+import re
+import threading
+from importlib import import_module
+
+from django.core.signals import setting_changed
+
+from .backends.base import BackendConfig, EnrollmentBackend
+from .conf import get_setting
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_loaded = None
+
+
+class RegistryError(Exception):
+    """``LMS_BRIDGE_BACKENDS`` cannot be used (the system checks report why)."""
+
+
+def import_backend_class(path):
+    """
+    Import an enrollment backend class from its dotted path.
+
+    Raises:
+        ImportError: the path cannot be imported or is not an ``EnrollmentBackend``.
+    """
+    if not isinstance(path, str) or "." not in path:
+        raise ImportError(f"BACKEND must be a dotted path, not {path!r}")
+    module_path, _, class_name = path.rpartition(".")
+    try:
+        backend_class = getattr(import_module(module_path), class_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ImportError(f"cannot import backend {path!r}: {exc}") from exc
+    if not (isinstance(backend_class, type) and issubclass(backend_class, EnrollmentBackend)):
+        raise ImportError(f"{path!r} is not an EnrollmentBackend subclass")
+    return backend_class
+
+
+def config_from_setting(entry):
+    """Build a BackendConfig from one settings entry (validated by the system checks)."""
+    return BackendConfig(
+        backend=entry.get("BACKEND", ""),
+        base_url=entry.get("BASE_URL", "") or "",
+        selector_regex=entry.get("SELECTOR_REGEX", ".*"),
+        options=dict(entry.get("OPTIONS") or {}),
+    )
+
+
+def _load():
+    global _loaded  # pylint: disable=global-statement
+    with _lock:
+        if _loaded is None:
+            entries = get_setting("LMS_BRIDGE_BACKENDS")
+            if not isinstance(entries, (list, tuple)):
+                raise RegistryError("LMS_BRIDGE_BACKENDS must be a list")
+            loaded = []
+            for entry in entries:
+                try:
+                    config = config_from_setting(entry)
+                    selector = re.compile(config.selector_regex)
+                    backend = import_backend_class(config.backend)(config)
+                except (AttributeError, TypeError, re.error, ImportError) as exc:
+                    raise RegistryError(f"unusable LMS_BRIDGE_BACKENDS entry: {exc}") from exc
+                loaded.append((selector, backend))
+            _loaded = loaded
+        return _loaded
+
+
+def reset():
+    """Forget the built backends; the next call builds them from the settings again."""
+    global _loaded  # pylint: disable=global-statement
+    with _lock:
+        _loaded = None
+
+
+def _on_setting_changed(setting, **kwargs):  # pylint: disable=unused-argument
+    if setting == "LMS_BRIDGE_BACKENDS":
+        reset()
+
+
+def connect_signals():
+    """Clear the registry when ``LMS_BRIDGE_BACKENDS`` changes (``override_settings``)."""
+    setting_changed.connect(_on_setting_changed, dispatch_uid="lms_bridge.registry.reset")
+
+
+def select_backend(course_id):
+    """
+    Return the backend that handles a course.
+
+    Arguments:
+        course_id (CourseKey | str): the course.
+
+    Returns:
+        EnrollmentBackend | None: the first backend whose ``SELECTOR_REGEX``
+        matches, or None when none does (the course is refused).
+
+    Raises:
+        RegistryError: the setting is unusable.
+    """
+    text = str(course_id)
+    for selector, backend in _load():
+        if selector.match(text):
+            return backend
+    return None
+
+
+def get_all_backends():
+    """
+    Return every configured backend, in settings order.
+
+    Raises:
+        RegistryError: the setting is unusable.
+    """
+    return [backend for _, backend in _load()]

@@ -1,0 +1,112 @@
+"""
+Validation of webhook payloads.
+
+The payload is the lernito-openedx one, extended with ``action`` and ``mode``::
+
+    {"email": "learner@example.com", "username": "learner", "name": "First",
+     "family": "Last", "courseIds": ["course-v1:edX+DemoX+Demo_Course"],
+     "action": "enroll", "mode": "verified"}
+
+Fields are strict about types: DRF's CharField would turn ``123`` or ``true``
+into a string, which would hide sender bugs.
+"""
+from opaque_keys import InvalidKeyError
+from opaque_keys.edx.keys import CourseKey
+from opaque_keys.edx.locator import CourseLocator
+from rest_framework import serializers
+
+from .backends.base import ENROLL, UNENROLL
+
+MAX_COURSES = 100
+MODE_REGEX = r"^[A-Za-z0-9_-]{1,100}$"
+
+
+class StrictStringMixin:
+    """Refuse non-string JSON values instead of coercing them to strings."""
+
+    default_error_messages = {"not_a_string": "Must be a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(StrictStringMixin, serializers.CharField):
+    """A CharField that only takes JSON strings."""
+
+
+class StrictEmailField(StrictStringMixin, serializers.EmailField):
+    """An EmailField that only takes JSON strings."""
+
+
+class StrictRegexField(StrictStringMixin, serializers.RegexField):
+    """A RegexField that only takes JSON strings."""
+
+
+class CourseKeyField(StrictCharField):
+    """A course run key (``course-v1:Org+Course+Run``), parsed with edx-opaque-keys."""
+
+    default_error_messages = {"invalid_key": "Invalid course key format: {value}"}
+
+    def to_internal_value(self, data):
+        text = super().to_internal_value(data)
+        try:
+            key = CourseKey.from_string(text)
+        except InvalidKeyError:
+            self.fail("invalid_key", value=text)
+        # Library keys are CourseKeys too, but nobody enrolls in a library.
+        if not isinstance(key, CourseLocator):
+            self.fail("invalid_key", value=text)
+        return key
+
+    def to_representation(self, value):
+        return str(value)
+
+
+class WebhookPayloadSerializer(serializers.Serializer):  # pylint: disable=abstract-method
+    """The body of an enrollment webhook."""
+
+    email = StrictEmailField(max_length=254)
+    username = StrictCharField(required=False, allow_blank=True, max_length=150)
+    name = StrictCharField(required=False, allow_blank=True, max_length=255)
+    family = StrictCharField(required=False, allow_blank=True, max_length=255)
+    courseIds = serializers.ListField(  # noqa: N815 (the lernito field name)
+        child=CourseKeyField(max_length=255),
+        min_length=1,
+        max_length=MAX_COURSES,
+        allow_empty=False,
+    )
+    action = serializers.ChoiceField(choices=(ENROLL, UNENROLL), default=ENROLL)
+    mode = StrictRegexField(
+        MODE_REGEX, required=False, allow_null=True, max_length=100,
+        error_messages={"invalid": "Must be a course mode slug such as 'audit' or 'verified'."},
+    )
+
+    def validate_courseIds(self, value):  # pylint: disable=invalid-name
+        """Refuse a course listed twice: the sender's intent would be ambiguous."""
+        seen = set()
+        for key in value:
+            text = str(key)
+            if text in seen:
+                raise serializers.ValidationError(f"Duplicate course id: {text}")
+            seen.add(text)
+        return value
+
+    def validate_email(self, value):
+        """Trim surrounding white space; keep the case (matching ignores it)."""
+        return value.strip()
+
+
+def first_error_message(errors):
+    """
+    Return a one-line summary of serializer errors when they concern only the
+    course ids (the lernito messages, such as "Invalid course key format: x"),
+    else None so the caller returns the errors by field.
+    """
+    if set(errors) != {"courseIds"}:
+        return None
+    detail = errors["courseIds"]
+    while isinstance(detail, (list, dict)) and detail:
+        detail = next(iter(detail.values())) if isinstance(detail, dict) else detail[0]
+    return str(detail) if detail else None

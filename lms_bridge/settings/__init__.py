@@ -1,0 +1,1 @@
+"""Settings hooks applied by the Open edX plugin system (``plugin_settings``)."""

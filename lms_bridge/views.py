@@ -1,0 +1,141 @@
+"""
+The webhook endpoint: ``POST /api/lms-bridge/v1/webhooks/<source>/``.
+
+A short pipeline: verify the raw body's signature, record the delivery,
+then hand it to ``processing.process_delivery`` (which validates and
+dispatches). Nothing is parsed before the signature is checked, and nothing a
+sender can send makes it answer 500.
+"""
+import hashlib
+import logging
+import time
+
+from django.db import DatabaseError, transaction
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .conf import get_setting, get_source
+from .deliveries import record_rejected, record_verified
+from .models import DeliveryStatus
+from .processing import make_reply, process_delivery
+from .signatures import SignatureError, get_scheme_class, verify_signature
+
+log = logging.getLogger(__name__)
+
+JSON_MEDIA_TYPES = ("application/json",)
+INVALID_SIGNATURE = "Invalid signature"
+
+
+def _is_json_media_type(content_type):
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return media_type in JSON_MEDIA_TYPES or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
+def _declared_length(meta):
+    try:
+        return int(meta.get("CONTENT_LENGTH") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+class WebhookView(APIView):
+    """
+    Receives signed enrollment webhooks for one configured source.
+
+    The signature is the authentication: the view states its own (empty)
+    authentication, permission and throttle classes instead of inheriting the
+    LMS's DRF defaults (JWT and session auth, which would demand a CSRF token
+    or a login). It runs outside ``ATOMIC_REQUESTS`` (Tutor turns it on), so
+    the audit row of a failed delivery is not rolled back with the failure.
+    """
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    throttle_classes = ()
+    renderer_classes = (JSONRenderer,)
+    # The body is read raw and parsed strictly after verification, never by DRF.
+    parser_classes = ()
+    http_method_names = ("post",)
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        # APIView.as_view already makes the view CSRF-exempt.
+        return transaction.non_atomic_requests(super().as_view(**initkwargs))
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        reply = make_reply(405, False, f"Method {request.method} not allowed; use POST")
+        return Response(reply.body, status=405, headers={"Allow": "POST"})
+
+    def post(self, request, source):
+        """Verify, record, validate and dispatch one delivery."""
+        config = get_source(source)
+        if config is None:
+            reply = make_reply(404, False, "Unknown webhook source")
+            return Response(reply.body, status=404)
+        try:
+            reply = self._handle(request, config)
+        except DatabaseError as exc:
+            # Never a 2xx for something that was not stored: the sender keeps it and retries.
+            log.error("lms_bridge source %s: database error %s; answered 503", config.slug, type(exc).__name__)
+            reply = make_reply(503, False, "Temporarily unavailable; retry later")
+        return Response(reply.body, status=reply.status, headers=reply.headers)
+
+    def _handle(self, request, config):
+        django_request = request._request  # pylint: disable=protected-access
+        meta = django_request.META
+        remote_addr = meta.get("REMOTE_ADDR")
+        headers = django_request.headers
+        claimed_id = headers.get("webhook-id")
+
+        max_bytes = get_setting("LMS_BRIDGE_MAX_BODY_BYTES")
+        if _declared_length(meta) > max_bytes:
+            # Refused on the declared length, before a byte of the body is read.
+            return self._reject(config, b"", remote_addr, claimed_id, "body too large (declared)",
+                                make_reply(413, False, f"Body larger than {max_bytes} bytes"))
+        body = django_request.read(max_bytes + 1)
+        if len(body) > max_bytes:
+            return self._reject(config, b"", remote_addr, claimed_id, "body too large",
+                                make_reply(413, False, f"Body larger than {max_bytes} bytes"))
+        if not _is_json_media_type(meta.get("CONTENT_TYPE")):
+            return self._reject(config, body, remote_addr, claimed_id, "not JSON",
+                                make_reply(415, False, "Content-Type must be application/json"))
+
+        try:
+            scheme = get_scheme_class(config.scheme)(config.secrets, config.tolerance, config.options)
+        except ImportError:
+            scheme = None
+        if scheme is None or not scheme.is_open:
+            # Closed, never open: a source without a usable secret accepts nothing.
+            return self._reject(config, body, remote_addr, claimed_id, "source has no usable secret",
+                                make_reply(503, False, "This webhook source is not configured"))
+        try:
+            verification = verify_signature(scheme, body, headers, time.time())
+        except SignatureError as exc:
+            return self._reject(config, body, remote_addr, claimed_id, str(exc),
+                                make_reply(401, False, INVALID_SIGNATURE))
+
+        delivery, created = record_verified(config.slug, body, remote_addr, verification)
+        if not created and delivery.body_sha256 != hashlib.sha256(body).hexdigest():
+            reply = make_reply(
+                409, False, "This webhook-id was already delivered with a different body; use a new id",
+            )
+            record_rejected(config.slug, body, remote_addr, claimed_id, "event id reused with another body",
+                            reply, status=DeliveryStatus.CONFLICT)
+            return reply
+        if created and delivery.body_truncated:
+            reply = make_reply(400, False, "Body is not valid UTF-8", delivery)
+            delivery.status, delivery.response_status, delivery.response_body = (
+                DeliveryStatus.INVALID, reply.status, reply.body,
+            )
+            delivery.save(update_fields=["status", "response_status", "response_body"])
+            return reply
+        return process_delivery(delivery)
+
+    @staticmethod
+    def _reject(config, body, remote_addr, claimed_id, reason, reply):
+        delivery = record_rejected(config.slug, body, remote_addr, claimed_id, reason, reply)
+        log.info("lms_bridge rejected delivery %s from source %s: %s", delivery.uuid, config.slug, reason)
+        return reply
+

@@ -1,0 +1,8 @@
+"""
+The sandbox: a minimal Django project that runs lms_bridge the way the Open
+edX LMS does (plugin entry point, plugin settings and URLs, ATOMIC_REQUESTS),
+on SQLite, with a stand-in for the parts of edx-platform it uses.
+
+Used by ``make run`` and, through ``tests/settings.py``, by the test suite.
+Not shipped in the wheel.
+"""

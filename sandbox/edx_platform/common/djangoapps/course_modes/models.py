@@ -1,0 +1,66 @@
+"""Stand-in for the LMS's CourseMode."""
+from collections import namedtuple
+
+from django.db import models
+from django.utils.timezone import now
+
+from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
+
+Mode = namedtuple("Mode", ["slug", "name", "min_price", "currency", "expiration_datetime"])
+
+
+class CourseMode(models.Model):
+    """A mode (track) a course offers."""
+
+    course = models.ForeignKey(CourseOverview, db_constraint=False, related_name="modes", on_delete=models.DO_NOTHING)
+    mode_slug = models.CharField(max_length=100)
+    mode_display_name = models.CharField(max_length=255)
+    min_price = models.IntegerField(default=0)
+    currency = models.CharField(default="usd", max_length=8)
+    expiration_datetime = models.DateTimeField(default=None, null=True, blank=True, db_column="expiration_datetime")
+
+    AUDIT = "audit"
+    HONOR = "honor"
+    VERIFIED = "verified"
+    CREDIT_MODE = "credit"
+    DEFAULT_MODE_SLUG = "audit"
+    DEFAULT_MODE = Mode("audit", "Audit", 0, "usd", None)
+
+    class Meta:
+        app_label = "course_modes"
+        unique_together = ("course", "mode_slug", "currency")
+
+    def __str__(self):
+        return f"{self.course_id}: {self.mode_slug}"
+
+    @property
+    def slug(self):
+        return self.mode_slug
+
+    @classmethod
+    def get_default_mode_slug(cls):
+        return cls.DEFAULT_MODE_SLUG
+
+    @classmethod
+    def modes_for_course(cls, course_id=None, include_expired=False, only_selectable=True, course=None):
+        """The course's modes; the default mode when it has none (as the LMS does)."""
+        if course is not None:
+            course_id = course.id
+        found = cls.objects.filter(course_id=course_id)
+        if not include_expired:
+            found = found.filter(models.Q(expiration_datetime__isnull=True) | models.Q(expiration_datetime__gte=now()))
+        modes = [
+            Mode(m.mode_slug, m.mode_display_name, m.min_price, m.currency, m.expiration_datetime) for m in found
+            if not (only_selectable and m.mode_slug == cls.CREDIT_MODE)
+        ]
+        return modes or [cls.DEFAULT_MODE]
+
+
+def default_course_mode(course_id):
+    """What openedx.core.djangoapps.enrollments.api._default_course_mode answers."""
+    available = [mode.slug for mode in CourseMode.modes_for_course(course_id=course_id)]
+    if CourseMode.DEFAULT_MODE_SLUG in available:
+        return CourseMode.DEFAULT_MODE_SLUG
+    if "honor" in available:
+        return "honor"
+    return CourseMode.DEFAULT_MODE_SLUG

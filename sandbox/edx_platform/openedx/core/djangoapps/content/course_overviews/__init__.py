@@ -1,0 +1,1 @@
+"""Stand-in for openedx.core.djangoapps.content.course_overviews."""

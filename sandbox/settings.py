@@ -1,0 +1,103 @@
+"""
+Settings of the sandbox LMS (``make run``).
+
+Mirrors how the Open edX LMS loads plugins: the installed apps, settings and
+URLs of ``lms.djangoapp`` entry points come through edx-django-utils, so the
+sandbox exercises lms_bridge's real plugin wiring.
+"""
+import os
+import sys
+from pathlib import Path
+
+from edx_django_utils.plugins import add_plugins, get_plugin_apps
+
+BASE_DIR = Path(__file__).resolve().parent
+# The edx-platform stand-in provides the real module paths (common.djangoapps...).
+sys.path.insert(0, str(BASE_DIR / "edx_platform"))
+
+SECRET_KEY = os.environ.get("SANDBOX_SECRET_KEY", "sandbox-only-not-a-secret")
+DEBUG = os.environ.get("SANDBOX_DEBUG", "") == "1"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "sandbox.urls"
+STATIC_URL = "/static/"
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("SANDBOX_DB", str(BASE_DIR.parent / "sandbox.sqlite3")),
+        # As Tutor configures the LMS: every request in a transaction.
+        "ATOMIC_REQUESTS": True,
+    },
+}
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "openedx.core.djangoapps.content.course_overviews.apps.CourseOverviewsConfig",
+    "common.djangoapps.course_modes.apps.CourseModesConfig",
+    "common.djangoapps.student.apps.StudentConfig",
+    "sandbox",
+]
+INSTALLED_APPS += get_plugin_apps("lms.djangoapp")
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# The LMS's DRF defaults: session authentication (which enforces CSRF) and no
+# default permission. lms_bridge's view must not depend on them.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+
+RETIRED_USER_SALTS = ["sandbox-salt"]
+RETIRED_EMAIL_FMT = "retired__user_{}@retired.invalid"
+
+LMS_BRIDGE_SOURCES = {
+    "demo": {
+        "SCHEME": "standard-webhooks",
+        "SECRETS": [os.environ["LMS_BRIDGE_DEMO_SECRET"]] if os.environ.get("LMS_BRIDGE_DEMO_SECRET") else [],
+    },
+    "legacy": {
+        "SCHEME": "lernito",
+        "SECRETS": [os.environ["LMS_BRIDGE_LEGACY_SECRET"]] if os.environ.get("LMS_BRIDGE_LEGACY_SECRET") else [],
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"lms_bridge": {"handlers": ["console"], "level": "INFO"}},
+}
+
+# Plugin settings last, as the LMS applies them: defaults for what is not set above.
+add_plugins(__name__, "lms.djangoapp", "common")

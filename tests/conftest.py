@@ -1,0 +1,68 @@
+"""
+Fixtures shared by the whole suite: the client the LMS's way, demo courses
+and learners in the edx-platform stand-in.
+"""
+import pytest
+from django.test import Client
+from opaque_keys.edx.keys import CourseKey
+
+from lms_bridge import registry
+
+DEMO_COURSE = "course-v1:edX+DemoX+Demo_Course"
+BRIDGE_COURSE = "course-v1:OpenedX+Bridge+2026"
+ORG_A_COURSE = "course-v1:OrgA+Math101+2026"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry():
+    """Backends are built per process; each test builds them from its own settings."""
+    registry.reset()
+    yield
+    registry.reset()
+
+
+@pytest.fixture
+def client():
+    """A client that enforces CSRF checks, as the LMS does for session-authenticated requests."""
+    return Client(enforce_csrf_checks=True)
+
+
+def make_course(course_id, modes=("audit",)):
+    """Create a published course and its modes in the stand-in LMS."""
+    # pylint: disable=import-outside-toplevel
+    from common.djangoapps.course_modes.models import CourseMode
+    from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
+
+    key = CourseKey.from_string(course_id)
+    CourseOverview.objects.get_or_create(id=key, defaults={"display_name": course_id})
+    for slug in modes:
+        CourseMode.objects.get_or_create(course_id=key, mode_slug=slug, defaults={"mode_display_name": slug})
+    return key
+
+
+@pytest.fixture
+def courses(db):  # pylint: disable=unused-argument
+    """Two published courses: the demo one offers audit and verified."""
+    return {
+        DEMO_COURSE: make_course(DEMO_COURSE, ("audit", "verified")),
+        BRIDGE_COURSE: make_course(BRIDGE_COURSE, ("audit",)),
+    }
+
+
+@pytest.fixture
+def ada(db, django_user_model):  # pylint: disable=unused-argument
+    """An active learner."""
+    return django_user_model.objects.create_user("ada", "ada@example.com", "pw", is_active=True)
+
+
+@pytest.fixture
+def grace(db, django_user_model):  # pylint: disable=unused-argument
+    """A learner whose account is not activated yet."""
+    return django_user_model.objects.create_user("grace", "grace@example.com", "pw", is_active=False)
+
+
+def enrollment_of(user, course_id):
+    """(mode, is_active) of a user's enrollment, (None, None) when there is none."""
+    from common.djangoapps.student.models import CourseEnrollment  # pylint: disable=import-outside-toplevel
+
+    return CourseEnrollment.enrollment_mode_for_user(user, CourseKey.from_string(course_id))
