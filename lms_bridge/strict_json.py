@@ -116,6 +116,8 @@ def loads(data, max_depth=MAX_DEPTH):
         )
     except RecursionError:
         raise StrictJSONError(f"JSON nested deeper than {max_depth} levels") from None
+    except StrictJSONError:
+        raise
     except json.JSONDecodeError as exc:
         raise StrictJSONError(f"Invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     except ValueError as exc:

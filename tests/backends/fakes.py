@@ -1,0 +1,29 @@
+"""
+A scriptable backend for tests of processing and partial failures.
+
+It is the real in-process backend, except for the courses a test scripts to
+fail (``SCRIPT[course_id] = exception``), so failures happen where a real
+backend would raise them, and everything else runs for real.
+"""
+from lms_bridge.backends.openedx import OpenEdxBackend
+
+SCRIPT = {}
+EXISTS_SCRIPT = {}
+CALLS = []
+
+
+class ScriptedBackend(OpenEdxBackend):
+    """OpenEdxBackend whose set_enrollment raises what SCRIPT says, for the scripted courses."""
+
+    def course_exists(self, course_key):
+        failure = EXISTS_SCRIPT.get(str(course_key))
+        if failure is not None:
+            raise failure
+        return super().course_exists(course_key)
+
+    def set_enrollment(self, learner, course_key, active=True, mode=None, context=None):
+        CALLS.append(str(course_key))
+        failure = SCRIPT.get(str(course_key))
+        if failure is not None:
+            raise failure
+        return super().set_enrollment(learner, course_key, active=active, mode=mode, context=context)

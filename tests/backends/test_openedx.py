@@ -1,0 +1,185 @@
+"""
+Tests of the in-process Open edX backend, against the edx-platform stand-in.
+"""
+import ast
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import override_settings
+from opaque_keys.edx.keys import CourseKey
+from openedx_filters.filters import PipelineStep
+
+from common.djangoapps.student.models import (
+    CourseEnrollment,
+    CourseEnrollmentAllowed,
+    ManualEnrollmentAudit,
+    retired_email_for,
+)
+from lms_bridge.backends.base import BackendConfig, BackendError, Learner
+from lms_bridge.backends.openedx import OpenEdxBackend
+from lms_bridge.models import Outcome
+
+from ..conftest import make_course
+from .contract import CONTEXT, COURSE, BackendContract
+
+REFUSE_STEP = "tests.backends.test_openedx.RefuseEnrollment"
+REFUSE_UNENROLL_STEP = "tests.backends.test_openedx.RefuseUnenrollment"
+
+
+class RefuseEnrollment(PipelineStep):
+    """An openedx-filters pipeline step that refuses every enrollment (as an operator's plugin may)."""
+
+    def run_filter(self, user, course_key, mode):  # pylint: disable=arguments-differ,unused-argument
+        from openedx_filters.learning.filters import CourseEnrollmentStarted  # pylint: disable=import-outside-toplevel
+
+        raise CourseEnrollmentStarted.PreventEnrollment("Enrollment closed by policy")
+
+
+class RefuseUnenrollment(PipelineStep):
+    """A pipeline step that refuses every unenrollment."""
+
+    def run_filter(self, enrollment):  # pylint: disable=arguments-differ,unused-argument
+        from openedx_filters.learning.filters import CourseUnenrollmentStarted  # pylint: disable=import-outside-toplevel
+
+        raise CourseUnenrollmentStarted.PreventUnenrollment("Certificate already issued")
+
+
+@pytest.mark.django_db
+class TestOpenEdxBackendContract(BackendContract):
+    """The shared backend contract, in-process."""
+
+    @pytest.fixture
+    def backend(self):
+        return OpenEdxBackend(BackendConfig(backend="lms_bridge.backends.openedx.OpenEdxBackend"))
+
+    def create_account(self, email, active=True):
+        get_user_model().objects.create_user(email.split("@")[0].replace(".", "_"), email, "pw", is_active=active)
+
+    def create_course(self, course_id, modes=("audit", "verified")):
+        make_course(course_id, modes)
+
+
+@pytest.mark.django_db
+class TestOpenEdxBackend:
+    """Behaviour specific to running inside the LMS."""
+
+    @pytest.fixture
+    def backend(self):
+        make_course(COURSE, ("audit", "verified"))
+        return OpenEdxBackend(BackendConfig(backend="lms_bridge.backends.openedx.OpenEdxBackend"))
+
+    key = CourseKey.from_string(COURSE)
+
+    def test_audit_rows_name_the_delivery(self, backend, ada):
+        """Expected behavior: each change writes a ManualEnrollmentAudit with no acting user and a clear reason."""
+        backend.set_enrollment(Learner("ada@example.com"), self.key, context=CONTEXT)
+        backend.set_enrollment(Learner("ada@example.com"), self.key, active=False, context=CONTEXT)
+        backend.set_enrollment(Learner("new@example.com"), self.key, context=CONTEXT)
+        rows = list(ManualEnrollmentAudit.objects.order_by("id").values_list("enrolled_email", "state_transition"))
+        assert rows == [
+            ("ada@example.com", "from unenrolled to enrolled"),
+            ("ada@example.com", "from enrolled to unenrolled"),
+            ("new@example.com", "from unenrolled to allowed to enroll"),
+        ]
+        reason = ManualEnrollmentAudit.objects.first().reason
+        assert reason == "lms_bridge webhook from source 'contract', delivery 00000000-0000-0000-0000-000000000000 (event msg_c)"
+
+    def test_no_audit_row_when_nothing_changes(self, backend, ada):
+        """Expected behavior: already_enrolled writes no audit row."""
+        backend.set_enrollment(Learner("ada@example.com"), self.key, context=CONTEXT)
+        backend.set_enrollment(Learner("ada@example.com"), self.key, context=CONTEXT)
+        assert ManualEnrollmentAudit.objects.count() == 1
+
+    def test_retired_email_is_refused(self, backend, django_user_model):
+        """Expected behavior: an email whose account was retired gets no allowance."""
+        django_user_model.objects.create_user("retired", retired_email_for("gone@example.com"), "pw")
+        result = backend.set_enrollment(Learner("gone@example.com"), self.key, context=CONTEXT)
+        assert result.outcome == Outcome.REFUSED and "retired" in result.detail
+        assert not CourseEnrollmentAllowed.objects.exists()
+
+    @override_settings(OPEN_EDX_FILTERS_CONFIG={
+        "org.openedx.learning.course.enrollment.started.v1": {"pipeline": [REFUSE_STEP], "fail_silently": False}})
+    def test_enrollment_filter_refusal(self, backend, ada):
+        """Expected behavior: a CourseEnrollmentStarted filter that refuses -> outcome refused, no enrollment."""
+        result = backend.set_enrollment(Learner("ada@example.com"), self.key, context=CONTEXT)
+        assert result.outcome == Outcome.REFUSED and "Enrollment closed by policy" in result.detail
+        assert CourseEnrollment.enrollment_mode_for_user(ada, self.key) == (None, None)
+
+    def test_unenrollment_filter_refusal_keeps_everything(self, backend, ada):
+        """Expected behavior: a refused unenrollment leaves the enrollment and the allowance in place."""
+        backend.set_enrollment(Learner("ada@example.com"), self.key, context=CONTEXT)
+        CourseEnrollmentAllowed.objects.create(email="ada@example.com", course_id=self.key, auto_enroll=True)
+        config = {"org.openedx.learning.course.unenrollment.started.v1": {
+            "pipeline": [REFUSE_UNENROLL_STEP], "fail_silently": False}}
+        with override_settings(OPEN_EDX_FILTERS_CONFIG=config):
+            result = backend.set_enrollment(Learner("ada@example.com"), self.key, active=False, context=CONTEXT)
+        assert result.outcome == Outcome.REFUSED
+        assert CourseEnrollment.is_enrolled(ada, self.key)
+        assert CourseEnrollmentAllowed.objects.filter(email="ada@example.com").exists()
+
+    def test_activation_enrolls_from_the_allowance(self, backend, grace):
+        """Expected behavior: the inactive learner's allowance becomes an enrollment when the account is activated."""
+        backend.set_enrollment(Learner("grace@example.com"), self.key, mode="verified", context=CONTEXT)
+        assert not CourseEnrollment.is_enrolled(grace, self.key)
+        grace.is_active = True
+        grace.save()
+        # The LMS enrolls in the default mode: the detail told the sender to send again for 'verified'.
+        assert CourseEnrollment.enrollment_mode_for_user(grace, self.key) == ("audit", True)
+        assert CourseEnrollmentAllowed.objects.get(email="grace@example.com").user == grace
+
+    def test_allowed_detail_mentions_the_lost_mode(self, backend):
+        """Expected behavior: asking for a mode for an unknown email says the mode will not be applied on activation."""
+        result = backend.set_enrollment(Learner("new@example.com"), self.key, mode="verified", context=CONTEXT)
+        assert result.outcome == Outcome.ALLOWED and "'verified'" in result.detail
+
+    def test_existing_allowance_without_auto_enroll_is_upgraded(self, backend):
+        """Expected behavior: an allowance created by staff without auto_enroll is switched to auto_enroll."""
+        CourseEnrollmentAllowed.objects.create(email="new@example.com", course_id=self.key, auto_enroll=False)
+        result = backend.set_enrollment(Learner("new@example.com"), self.key, context=CONTEXT)
+        assert result.outcome == Outcome.ALLOWED
+        assert CourseEnrollmentAllowed.objects.get(email="new@example.com").auto_enroll is True
+
+    def test_ambiguous_accounts_are_refused(self, backend, django_user_model):
+        """Expected behavior: two accounts differing only in case, neither exact -> a permanent error."""
+        django_user_model.objects.create_user("one", "Twin@example.com", "pw")
+        django_user_model.objects.create_user("two", "TWIN@example.com", "pw")
+        with pytest.raises(BackendError):
+            backend.set_enrollment(Learner("twin@example.com"), self.key, context=CONTEXT)
+        result = backend.set_enrollment(Learner("TWIN@example.com"), self.key, context=CONTEXT)
+        assert result.outcome == Outcome.ENROLLED
+
+    def test_expired_modes_follow_the_option(self, backend):
+        """Expected behavior: an expired mode is not offered unless INCLUDE_EXPIRED_MODES is on."""
+        from django.utils import timezone  # pylint: disable=import-outside-toplevel
+
+        from common.djangoapps.course_modes.models import CourseMode  # pylint: disable=import-outside-toplevel
+
+        CourseMode.objects.filter(mode_slug="verified").update(expiration_datetime=timezone.now() - timezone.timedelta(days=1))
+        assert backend.offers_mode(self.key, "verified") is False
+        lenient = OpenEdxBackend(BackendConfig(backend="x.Y", options={"INCLUDE_EXPIRED_MODES": True}))
+        assert lenient.offers_mode(self.key, "verified") is True
+
+
+def test_only_the_openedx_backend_imports_edx_platform():
+    """
+    Expected behavior: no module of lms_bridge but backends/openedx.py imports
+    edx-platform, and that one only inside functions (lazily).
+    """
+    platform_roots = ("common", "openedx", "lms", "cms", "xmodule")
+    package = Path(__file__).resolve().parents[2] / "lms_bridge"
+    offenders = []
+    for path in package.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        top_level = set(tree.body)
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            if any(name.split(".")[0] in platform_roots for name in names):
+                allowed = path.name == "openedx.py" and path.parent.name == "backends" and node not in top_level
+                if not allowed:
+                    offenders.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert offenders == []
