@@ -10,6 +10,9 @@ from .views import WebhookView
 
 app_name = "lms_bridge"
 
+webhook_view = WebhookView.as_view()
+
 urlpatterns = [
-    re_path(r"^v1/webhooks/(?P<source>[^/]+)/?$", WebhookView.as_view(), name="webhook"),
+    re_path(r"^v1/webhooks/(?P<source>[^/]+)/$", webhook_view, name="webhook"),
+    re_path(r"^v1/webhooks/(?P<source>[^/]+)$", webhook_view, name="webhook-without-slash"),
 ]
