@@ -25,16 +25,16 @@ requirements: $(VENV)/.installed ## create the virtualenv and install the test a
 run: requirements ## migrate the SQLite sandbox and serve the webhook on 127.0.0.1:$(PORT)
 	PORT=$(PORT) $(PY) -m sandbox.run
 
-test: requirements ## run the whole test suite (with coverage), the migrations check and the quality checks
+test: requirements ## the quality checks, the migrations check, then the whole test suite (with coverage)
+	$(MAKE) --no-print-directory quality migrations-check
 	$(PY) -m pytest
-	$(MAKE) --no-print-directory migrations-check quality
 
 migrations-check: requirements ## fail if a model change has no migration
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) -m django makemigrations --check --dry-run lms_bridge
 
 quality: requirements ## ruff, edx-lint's pylint and the PII annotations check
 	$(VENV)/bin/ruff check lms_bridge tests sandbox setup.py manage.py
-	$(VENV)/bin/pylint lms_bridge
+	PYTHONPATH=. $(VENV)/bin/pylint lms_bridge
 	$(MAKE) --no-print-directory pii_check
 
 pii_check: requirements ## every model must carry PII annotations

@@ -13,7 +13,8 @@ from django.contrib import admin, messages
 from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.translation import gettext_lazy as _, ngettext
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from .models import DeliveryStatus, EnrollmentOperation, WebhookDelivery
 from .processing import process_delivery

@@ -37,7 +37,6 @@ class LmsBridgeConfig(AppConfig):
 
     def ready(self):
         # Registers the system checks (lms_bridge.E001...).
-        from . import checks  # pylint: disable=import-outside-toplevel,unused-import
         from . import registry  # pylint: disable=import-outside-toplevel
 
         registry.connect_signals()

@@ -60,8 +60,10 @@ def check_sources(app_configs=None, **kwargs):  # pylint: disable=unused-argumen
         errors.extend(Error(f"{where}: {problem}.", id="lms_bridge.E004") for problem in problems)
         if scheme_class.name != "standard-webhooks":
             errors.extend(
-                Warning(f"{where}: SECRETS[{position}] is short; use at least {MIN_PLAIN_SECRET_CHARS} random characters.",
-                        id="lms_bridge.W001")
+                Warning(
+                    f"{where}: SECRETS[{position}] is short; use at least {MIN_PLAIN_SECRET_CHARS} random characters.",
+                    id="lms_bridge.W001",
+                )
                 for position, secret in enumerate(source.secrets)
                 if isinstance(secret, str) and 0 < len(secret) < MIN_PLAIN_SECRET_CHARS
             )

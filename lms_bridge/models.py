@@ -81,7 +81,7 @@ class WebhookDelivery(models.Model):
         max_length=255, blank=True, default="", db_index=True,
         help_text=_("The sender's delivery id (webhook-id), as received."),
     )
-    idempotency_key = models.CharField(
+    idempotency_key = models.CharField(  # noqa: DJ001 (NULL, unlike "", never collides in the unique index)
         max_length=64, null=True, blank=True, editable=False,
         help_text=_("Hash of the event id; set only for verified deliveries that carry one."),
     )
@@ -94,7 +94,8 @@ class WebhookDelivery(models.Model):
     )
     body = models.TextField(blank=True, default="")
     body_truncated = models.BooleanField(
-        default=False, help_text=_("The body is not stored exactly (cut to size, or not UTF-8): it cannot be processed."),
+        default=False,
+        help_text=_("The body is not stored exactly (cut to size, or not UTF-8): it cannot be processed."),
     )
     body_sha256 = models.CharField(max_length=64, blank=True, default="")
     status = models.CharField(max_length=32, choices=DeliveryStatus.choices, db_index=True)

@@ -63,7 +63,7 @@ def make_reply(status, success, message, delivery=None, results=(), **extra):
     return Reply(status, body, headers)
 
 
-class _Invalid(Exception):
+class _InvalidPayloadError(Exception):
     """The payload cannot be processed as sent (400)."""
 
     def __init__(self, message, results=(), errors=None):
@@ -139,6 +139,7 @@ def _release(delivery):
 
 
 def _not_claimed_reply(delivery):
+    """The answer when this call did not get the delivery: in progress, or the stored answer."""
     if delivery.status == DeliveryStatus.PROCESSING:
         return make_reply(202, True, "This delivery is already being processed", delivery)
     if delivery.response_status is None:
@@ -151,10 +152,11 @@ def _not_claimed_reply(delivery):
 
 
 def _process_claimed(delivery):
+    """Validate, plan and run a delivery this process has claimed."""
     try:
         data = _validate(delivery)
         plan = _plan(data)
-    except _Invalid as invalid:
+    except _InvalidPayloadError as invalid:
         extra = {"errors": invalid.errors} if invalid.errors is not None else {}
         reply = make_reply(400, False, invalid.message, delivery, invalid.results, **extra)
         return _finish(delivery, DeliveryStatus.INVALID, reply)
@@ -191,16 +193,17 @@ def _process_claimed(delivery):
 
 
 def _validate(delivery):
+    """Parse and validate the stored body; raise _InvalidPayloadError when it cannot be processed."""
     try:
         payload = strict_json.loads(delivery.body)
     except strict_json.StrictJSONError as exc:
-        raise _Invalid(str(exc)) from None
+        raise _InvalidPayloadError(str(exc)) from None
     if not isinstance(payload, dict):
-        raise _Invalid("The body must be a JSON object")
+        raise _InvalidPayloadError("The body must be a JSON object")
     serializer = WebhookPayloadSerializer(data=payload)
     if not serializer.is_valid():
         errors = serializer.errors
-        raise _Invalid(first_error_message(errors) or errors, errors=errors)
+        raise _InvalidPayloadError(first_error_message(errors) or errors, errors=errors)
     return serializer.validated_data
 
 
@@ -228,7 +231,7 @@ def _plan(data):
         else:
             plan.append((course_key, backend))
     if results:
-        raise _Invalid(results[0]["detail"], results)
+        raise _InvalidPayloadError(results[0]["detail"], results)
     return plan
 
 
@@ -271,6 +274,7 @@ def _run_operation(operation, backend, learner, course_key, data, context):
 
 
 def _finish_operations(delivery, action, operations):
+    """Sum the operations' outcomes up into the delivery's status and answer."""
     results = [{"courseId": op.course_id, "outcome": op.outcome, "detail": op.detail} for op in operations]
     failed = [op for op in operations if op.outcome not in SUCCESSFUL_OUTCOMES]
     transient = any(op.outcome == Outcome.RETRY for op in failed)
@@ -291,6 +295,7 @@ def _finish_operations(delivery, action, operations):
 
 
 def _finish(delivery, status, reply):
+    """Store the final status and the answer on the delivery, and return the answer."""
     delivery.status = status
     delivery.response_status = reply.status
     delivery.response_body = reply.body

@@ -57,6 +57,7 @@ def config_from_setting(entry):
 
 
 def _load():
+    """Build (once per process) the list of (compiled selector, backend instance)."""
     global _loaded  # pylint: disable=global-statement
     with _lock:
         if _loaded is None:
@@ -83,7 +84,7 @@ def reset():
         _loaded = None
 
 
-def _on_setting_changed(setting, **kwargs):  # pylint: disable=unused-argument
+def _on_setting_changed(setting, **kwargs):
     if setting == "LMS_BRIDGE_BACKENDS":
         reset()
 

@@ -83,7 +83,7 @@ class WebhookPayloadSerializer(serializers.Serializer):  # pylint: disable=abstr
         error_messages={"invalid": "Must be a course mode slug such as 'audit' or 'verified'."},
     )
 
-    def validate_courseIds(self, value):  # pylint: disable=invalid-name
+    def validate_courseIds(self, value):  # noqa: N802  pylint: disable=invalid-name
         """Refuse a course listed twice: the sender's intent would be ambiguous."""
         seen = set()
         for key in value:

@@ -26,6 +26,7 @@ class StrictJSONError(ValueError):
 
 
 def _reject_duplicate_keys(pairs):
+    """Build a dict, refusing a key seen twice."""
     result = {}
     for key, value in pairs:
         if key in result:
@@ -45,6 +46,7 @@ def _parse_int(text):
 
 
 def _parse_float(text):
+    """Parse a JSON float, refusing overlong text and values out of range."""
     if len(text) > MAX_NUMBER_CHARS:
         raise StrictJSONError("Number too long")
     value = float(text)

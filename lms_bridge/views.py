@@ -83,6 +83,7 @@ class WebhookView(APIView):
         return Response(reply.body, status=reply.status, headers=reply.headers)
 
     def _handle(self, request, config):
+        """The pipeline for a known source; returns a Reply."""
         django_request = request._request  # pylint: disable=protected-access
         meta = django_request.META
         remote_addr = meta.get("REMOTE_ADDR")
@@ -138,4 +139,3 @@ class WebhookView(APIView):
         delivery = record_rejected(config.slug, body, remote_addr, claimed_id, reason, reply)
         log.info("lms_bridge rejected delivery %s from source %s: %s", delivery.uuid, config.slug, reason)
         return reply
-

@@ -2,9 +2,8 @@
 Test settings: the sandbox LMS (plugin wiring, ATOMIC_REQUESTS on, the LMS's
 DRF defaults) with an in-memory database and fixed test secrets.
 """
-from sandbox.settings import *  # noqa: F401,F403  pylint: disable=wildcard-import,unused-wildcard-import
-
-from tests.signing import TEST_LEGACY_SECRET, TEST_SECRET, TEST_SECRET_OLD  # noqa: E402
+from sandbox.settings import *  # noqa: F403  pylint: disable=wildcard-import,unused-wildcard-import
+from tests.signing import TEST_LEGACY_SECRET, TEST_SECRET, TEST_SECRET_OLD
 
 DATABASES["default"]["NAME"] = ":memory:"  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -31,7 +31,8 @@ def support(django_user_model):
 def viewer(django_user_model):
     """A staff member who may only view."""
     user = django_user_model.objects.create_user("viewer", "viewer@example.com", "pw", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label="lms_bridge", codename__startswith="view"))
+    view_permissions = Permission.objects.filter(content_type__app_label="lms_bridge", codename__startswith="view")
+    user.user_permissions.set(view_permissions)
     return user
 
 

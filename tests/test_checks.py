@@ -42,7 +42,7 @@ class TestSourceChecks:
     @override_settings(LMS_BRIDGE_SOURCES={"shop": {"SECRETS": []}})
     def test_check_command_fails_at_start(self):
         """Expected behavior: manage.py check refuses to pass with a closed source."""
-        with pytest.raises(SystemCheckError, match="lms_bridge.E003"):
+        with pytest.raises(SystemCheckError, match=r"lms_bridge\.E003"):
             call_command("check")
 
 

@@ -2,14 +2,16 @@
 Tests of the webhook endpoint, through HTTP (a CSRF-enforcing client, with
 ATOMIC_REQUESTS on as in Tutor).
 """
+import hashlib
+import hmac
 import json
 import time
 
 import pytest
+from common.djangoapps.student.models import CourseEnrollmentAllowed, ManualEnrollmentAudit
 from django.test import override_settings
 from django.utils import timezone
 
-from common.djangoapps.student.models import CourseEnrollmentAllowed, ManualEnrollmentAudit
 from lms_bridge.models import DeliveryStatus, EnrollmentOperation, WebhookDelivery
 
 from .backends import fakes
@@ -109,7 +111,6 @@ class TestEnrollment:
     def test_hmac_source(self, client, courses, ada):
         """Expected behavior: a GitHub-style signed delivery is processed, its delivery header is the id."""
         body = body_bytes(payload())
-        import hashlib, hmac  # noqa: E401  pylint: disable=import-outside-toplevel,multiple-imports
         headers = {
             "X-Hub-Signature-256": "sha256=" + hmac.new(GITHUB_SECRET.encode(), body, hashlib.sha256).hexdigest(),
             "X-GitHub-Delivery": "gh-1",
@@ -120,7 +121,6 @@ class TestEnrollment:
 
     def test_lernito_source_with_the_readme_script(self, client, courses, ada):
         """Expected behavior: a body signed as the lernito README does is accepted (a drop-in)."""
-        import hashlib, hmac  # noqa: E401  pylint: disable=import-outside-toplevel,multiple-imports
         data = {"email": "ada@example.com", "name": "Ada", "family": "Lovelace", "username": "ada",
                 "courseIds": [DEMO_COURSE]}
         signature = hmac.new(TEST_LEGACY_SECRET.encode(), json.dumps(data, sort_keys=True).encode(),
@@ -335,7 +335,8 @@ class TestFailures:
 
         scripted.SCRIPT[BRIDGE_COURSE] = TransientBackendError("LMS timed out")
         now = int(time.time())
-        response = post_webhook(client, payload(courseIds=[DEMO_COURSE, BRIDGE_COURSE]), event_id="msg_t", timestamp=now)
+        courses_ids = [DEMO_COURSE, BRIDGE_COURSE]
+        response = post_webhook(client, payload(courseIds=courses_ids), event_id="msg_t", timestamp=now)
         assert response.status_code == 503 and response.headers["Retry-After"] == "60"
         scripted.SCRIPT.clear()
         scripted.CALLS.clear()

@@ -32,7 +32,7 @@ def _platform():
     Imported at call time: plugin apps are loaded before the LMS's apps are
     ready, and the rest of lms_bridge must not depend on edx-platform.
     """
-    # pylint: disable=import-error,import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
     from common.djangoapps.course_modes.models import CourseMode
     from common.djangoapps.student import models as student
     from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
@@ -103,6 +103,7 @@ class OpenEdxBackend(EnrollmentBackend):
         )
 
     def _enroll(self, platform, user, course_key, mode, reason):
+        """Enroll an active account, keeping its mode unless another is asked for."""
         student = platform.student
         current_mode, is_active = student.CourseEnrollment.enrollment_mode_for_user(user, course_key)
         if is_active and (mode is None or mode == current_mode):
@@ -119,19 +120,22 @@ class OpenEdxBackend(EnrollmentBackend):
             raise BackendError(f"Open edX could not enroll the learner: {type(exc).__name__}") from exc
         if is_active:
             self._audit(platform, user.email, student.ENROLLED_TO_ENROLLED, reason, enrollment)
-            return EnrollmentResult(
-                Outcome.MODE_CHANGED, detail=f"Mode changed from {current_mode} to {enrollment.mode}", mode=enrollment.mode,
-            )
+            detail = f"Mode changed from {current_mode} to {enrollment.mode}"
+            return EnrollmentResult(Outcome.MODE_CHANGED, detail=detail, mode=enrollment.mode)
         self._audit(platform, user.email, student.UNENROLLED_TO_ENROLLED, reason, enrollment)
         return EnrollmentResult(Outcome.ENROLLED, mode=enrollment.mode)
 
     def _allow(self, platform, email, course_key, mode, reason):
+        """Create (or confirm) an auto-enroll allowance for an email without an active account."""
         student = platform.student
         if student.is_email_retired(email):
             return EnrollmentResult(Outcome.REFUSED, detail="This email belongs to a retired account")
         detail = "No active account yet: Open edX will enroll the learner when the account is activated"
         if mode:
-            detail += f" (in the course's default mode: send the delivery again once the account is active to get mode {mode!r})"
+            detail += (
+                " (in the course's default mode: send the delivery again once the account is active"
+                f" to get mode {mode!r})"
+            )
         allowed = student.CourseEnrollmentAllowed.objects.filter(email__iexact=email, course_id=course_key).first()
         if allowed is not None:
             if allowed.auto_enroll:
@@ -150,6 +154,7 @@ class OpenEdxBackend(EnrollmentBackend):
         return EnrollmentResult(Outcome.ALLOWED, detail=detail)
 
     def _unenroll(self, platform, user, email, course_key, reason):
+        """Deactivate the enrollment and remove the allowance."""
         student = platform.student
         unenrolled = False
         if user is not None:

@@ -75,6 +75,7 @@ class HmacSha256Scheme(SignatureScheme):
         return Verification(event_id=event_id, timestamp=None, secret_index=index)
 
     def _decode(self, encoded):
+        """Decode the digest in the configured encoding, refusing anything else."""
         if self.encoding == "hex":
             if not HEX_DIGEST_RE.fullmatch(encoded):
                 raise SignatureError("signature is not a 64-digit hex digest")

@@ -15,7 +15,7 @@ import time
 
 from .base import SignatureError, SignatureScheme, Verification
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 MIN_KEY_BYTES = 24
 MAX_KEY_BYTES = 64
 # A message id is an opaque token. Dots are refused: the id is the first part

@@ -5,17 +5,17 @@ import ast
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import override_settings
-from opaque_keys.edx.keys import CourseKey
-from openedx_filters.filters import PipelineStep
-
 from common.djangoapps.student.models import (
     CourseEnrollment,
     CourseEnrollmentAllowed,
     ManualEnrollmentAudit,
     retired_email_for,
 )
+from django.contrib.auth import get_user_model
+from django.test import override_settings
+from opaque_keys.edx.keys import CourseKey
+from openedx_filters.filters import PipelineStep
+
 from lms_bridge.backends.base import BackendConfig, BackendError, Learner
 from lms_bridge.backends.openedx import OpenEdxBackend
 from lms_bridge.models import Outcome
@@ -83,7 +83,9 @@ class TestOpenEdxBackend:
             ("new@example.com", "from unenrolled to allowed to enroll"),
         ]
         reason = ManualEnrollmentAudit.objects.first().reason
-        assert reason == "lms_bridge webhook from source 'contract', delivery 00000000-0000-0000-0000-000000000000 (event msg_c)"
+        assert reason == (
+            "lms_bridge webhook from source 'contract', delivery 00000000-0000-0000-0000-000000000000 (event msg_c)"
+        )
 
     def test_no_audit_row_when_nothing_changes(self, backend, ada):
         """Expected behavior: already_enrolled writes no audit row."""
@@ -151,11 +153,11 @@ class TestOpenEdxBackend:
 
     def test_expired_modes_follow_the_option(self, backend):
         """Expected behavior: an expired mode is not offered unless INCLUDE_EXPIRED_MODES is on."""
+        from common.djangoapps.course_modes.models import CourseMode  # pylint: disable=import-outside-toplevel
         from django.utils import timezone  # pylint: disable=import-outside-toplevel
 
-        from common.djangoapps.course_modes.models import CourseMode  # pylint: disable=import-outside-toplevel
-
-        CourseMode.objects.filter(mode_slug="verified").update(expiration_datetime=timezone.now() - timezone.timedelta(days=1))
+        yesterday = timezone.now() - timezone.timedelta(days=1)
+        CourseMode.objects.filter(mode_slug="verified").update(expiration_datetime=yesterday)
         assert backend.offers_mode(self.key, "verified") is False
         lenient = OpenEdxBackend(BackendConfig(backend="x.Y", options={"INCLUDE_EXPIRED_MODES": True}))
         assert lenient.offers_mode(self.key, "verified") is True

@@ -5,11 +5,10 @@ Idempotent: running it again changes nothing but the admin password.
 """
 import secrets
 
+from common.djangoapps.course_modes.models import CourseMode
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from opaque_keys.edx.keys import CourseKey
-
-from common.djangoapps.course_modes.models import CourseMode
 from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
 
 COURSES = {
@@ -32,13 +31,13 @@ class Command(BaseCommand):
             CourseOverview.objects.update_or_create(id=key, defaults={"display_name": name})
             for slug in modes:
                 CourseMode.objects.get_or_create(course_id=key, mode_slug=slug, defaults={"mode_display_name": slug})
-        User = get_user_model()
-        if not User.objects.filter(username="ada").exists():
-            User.objects.create_user("ada", "ada@example.com", secrets.token_urlsafe(12), is_active=True)
-        if not User.objects.filter(username="grace").exists():
-            User.objects.create_user("grace", "grace@example.com", secrets.token_urlsafe(12), is_active=False)
+        user_model = get_user_model()
+        if not user_model.objects.filter(username="ada").exists():
+            user_model.objects.create_user("ada", "ada@example.com", secrets.token_urlsafe(12), is_active=True)
+        if not user_model.objects.filter(username="grace").exists():
+            user_model.objects.create_user("grace", "grace@example.com", secrets.token_urlsafe(12), is_active=False)
         password = options.get("admin_password") or secrets.token_urlsafe(12)
-        admin, _ = User.objects.get_or_create(username="admin", defaults={"email": "admin@example.com"})
+        admin, _ = user_model.objects.get_or_create(username="admin", defaults={"email": "admin@example.com"})
         admin.is_staff = admin.is_superuser = True
         admin.set_password(password)
         admin.save()

@@ -3,7 +3,6 @@ from collections import namedtuple
 
 from django.db import models
 from django.utils.timezone import now
-
 from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
 
 Mode = namedtuple("Mode", ["slug", "name", "min_price", "currency", "expiration_datetime"])

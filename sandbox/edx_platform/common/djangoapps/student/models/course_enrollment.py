@@ -1,20 +1,31 @@
 """Stand-in for the LMS's enrollment models (common/djangoapps/student/models/course_enrollment.py)."""
+from common.djangoapps.course_modes.models import CourseMode, default_course_mode
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from opaque_keys.edx.django.models import CourseKeyField
 from opaque_keys.edx.keys import CourseKey
+from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
 from openedx_filters.learning.filters import CourseEnrollmentStarted, CourseUnenrollmentStarted
 
-from common.djangoapps.course_modes.models import CourseMode, default_course_mode
-from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
-
 __all__ = [
-    "ALLOWEDTOENROLL_TO_ENROLLED", "ALLOWEDTOENROLL_TO_UNENROLLED", "AlreadyEnrolledError",
-    "CourseEnrollment", "CourseEnrollmentAllowed", "CourseEnrollmentException", "CourseFullError",
-    "ENROLLED_TO_ENROLLED", "ENROLLED_TO_UNENROLLED", "EnrollmentClosedError", "EnrollmentNotAllowed",
-    "ManualEnrollmentAudit", "NonExistentCourseError", "UNENROLLED_TO_ALLOWEDTOENROLL", "UNENROLLED_TO_ENROLLED",
-    "UNENROLLED_TO_UNENROLLED", "UnenrollmentNotAllowed",
+    "ALLOWEDTOENROLL_TO_ENROLLED",
+    "ALLOWEDTOENROLL_TO_UNENROLLED",
+    "ENROLLED_TO_ENROLLED",
+    "ENROLLED_TO_UNENROLLED",
+    "UNENROLLED_TO_ALLOWEDTOENROLL",
+    "UNENROLLED_TO_ENROLLED",
+    "UNENROLLED_TO_UNENROLLED",
+    "AlreadyEnrolledError",
+    "CourseEnrollment",
+    "CourseEnrollmentAllowed",
+    "CourseEnrollmentException",
+    "CourseFullError",
+    "EnrollmentClosedError",
+    "EnrollmentNotAllowed",
+    "ManualEnrollmentAudit",
+    "NonExistentCourseError",
+    "UnenrollmentNotAllowed",
 ]
 
 UNENROLLED_TO_ALLOWEDTOENROLL = "from unenrolled to allowed to enroll"
@@ -81,7 +92,8 @@ class CourseEnrollment(models.Model):
         enrollment, _ = cls.objects.get_or_create(
             user=user, course_id=course_key, defaults={"mode": CourseMode.DEFAULT_MODE_SLUG, "is_active": False},
         )
-        CourseEnrollmentAllowed.objects.filter(email=user.email, course_id=course_key, user__isnull=True).update(user=user)
+        unlinked = CourseEnrollmentAllowed.objects.filter(email=user.email, course_id=course_key, user__isnull=True)
+        unlinked.update(user=user)
         return enrollment
 
     @classmethod
