@@ -11,6 +11,7 @@ import logging
 import time
 
 from django.db import DatabaseError, transaction
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -40,6 +41,20 @@ def _declared_length(meta):
         return 0
 
 
+class AlwaysJSON(BaseContentNegotiation):
+    """
+    Answer JSON whatever the ``Accept`` header says: a sender's HTTP library
+    may send ``Accept: text/html`` or ``*/*``, and a 406 would make it retry
+    a delivery that was processed.
+    """
+
+    def select_parser(self, request, parsers):
+        return None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class WebhookView(APIView):
     """
     Receives signed enrollment webhooks for one configured source.
@@ -55,6 +70,7 @@ class WebhookView(APIView):
     permission_classes = (AllowAny,)
     throttle_classes = ()
     renderer_classes = (JSONRenderer,)
+    content_negotiation_class = AlwaysJSON
     # The body is read raw and parsed strictly after verification, never by DRF.
     parser_classes = ()
     http_method_names = ("post",)

@@ -235,6 +235,15 @@ class TestRejections:
         response = post_webhook(client, payload(), content_type="application/x-www-form-urlencoded")
         assert response.status_code == 415
 
+    @pytest.mark.parametrize("accept", ["text/html", "application/xml", "*/*", "nonsense"])
+    def test_any_accept_header_gets_json(self, client, courses, ada, accept):
+        """Expected behavior: the answer is JSON whatever Accept says (never 406)."""
+        body = body_bytes(payload())
+        headers = {**sign_for("shop", body), "Accept": accept}
+        response = post_webhook(client, body, headers=headers)
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "application/json"
+
     def test_json_with_charset_is_accepted(self, client, courses, ada):
         """Expected behavior: application/json; charset=utf-8 is JSON."""
         assert post_webhook(client, payload(), content_type="application/json; charset=utf-8").status_code == 200
