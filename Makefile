@@ -1,4 +1,4 @@
-.PHONY: help run test quality pii_check migrations-check upgrade requirements clean tox
+.PHONY: help run test quality pii_check migrations-check upgrade requirements system-deps clean tox
 
 .DEFAULT_GOAL := help
 
@@ -22,12 +22,21 @@ $(VENV)/.installed: $(VENV)/bin/activate requirements/quality.txt requirements/t
 
 requirements: $(VENV)/.installed ## create the virtualenv and install the test and quality requirements
 
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+system-deps: ## install the Debian packages the tests drive (headless Chromium and its driver), when missing
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		echo "Installing chromium and chromium-driver (Debian packages)..."; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+		$$SUDO apt-get update -qq && $$SUDO $(APT_INSTALL) chromium chromium-driver >/dev/null \
+			|| { echo "Could not install chromium and chromium-driver: install them, then run make test again."; exit 1; }; \
+	fi
+
 run: requirements ## migrate the SQLite sandbox and serve the webhook on 127.0.0.1:$(PORT)
 	PORT=$(PORT) $(PY) -m sandbox.run
 
-test: requirements ## the quality checks, the migrations check, then the whole test suite (with coverage)
+test: requirements system-deps ## the quality checks, the migrations check, then the whole test suite (with coverage)
 	$(MAKE) --no-print-directory quality migrations-check
-	$(PY) -m pytest
+	LMS_BRIDGE_BROWSER_TESTS=required $(PY) -m pytest
 
 migrations-check: requirements ## fail if a model change has no migration
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) -m django makemigrations --check --dry-run lms_bridge
