@@ -35,7 +35,7 @@ def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    assert CHROMIUM and CHROMEDRIVER, "chromium and chromedriver are required (apt-get install chromium chromium-driver)"
+    assert CHROMIUM and CHROMEDRIVER, "apt-get install chromium chromium-driver: the browser tests are required"
     profile = tempfile.mkdtemp(prefix="lms-bridge-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
