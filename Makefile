@@ -50,16 +50,17 @@ pii_check: requirements ## every model must carry PII annotations
 	DJANGO_SETTINGS_MODULE=tests.settings $(VENV)/bin/code_annotations django_find_annotations \
 		--config_file .pii_annotations.yml --lint --report --coverage --app_name lms_bridge --report_path /tmp/lms_bridge_pii
 
-tox: requirements ## run tox (Django and Python versions Open edX runs)
+tox: requirements ## run tox (Django and Python versions Open edX runs; pyenv's Pythons are found too)
 	$(VENV)/bin/pip install -q -r requirements/ci.txt
-	$(VENV)/bin/tox
+	PATH="$$PATH$$(for d in $$(pyenv root 2>/dev/null)/versions/*/bin; do printf ':%s' "$$d"; done)" $(VENV)/bin/tox
 
 upgrade: export CUSTOM_COMPILE_COMMAND=make upgrade
 upgrade: ## recompile the requirements/*.txt files from the *.in files
 	$(PIP) install -q -r requirements/pip-tools.txt
 	cd requirements && for f in pip-tools base test quality ci dev; do \
 		../$(VENV)/bin/pip-compile --quiet --upgrade --allow-unsafe --rebuild --strip-extras \
-			--no-emit-index-url --no-emit-find-links -o $$f.txt $$f.in || exit 1; done
+			--no-emit-index-url --no-emit-find-links -o $$f.txt $$f.in || exit 1; \
+		if [ $$f = test ]; then sed -i '/^[dD]jango==/d; /^djangorestframework==/d' test.txt; fi; done  # tox picks Django (and DRF)
 
 clean: ## remove the virtualenv, the sandbox database and caches
 	rm -rf $(VENV) sandbox.sqlite3 .pytest_cache .coverage htmlcov .tox *.egg-info
