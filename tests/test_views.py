@@ -367,6 +367,26 @@ class TestFailures:
         assert operation.outcome == "failed" and "secret detail" in operation.error
 
 
+def test_no_pii_or_secret_in_logs(client, courses, ada, caplog):
+    """
+    Expected behavior: across accepted, rejected, invalid and failed
+    deliveries, no log line at INFO or above holds an email, a secret or a signature.
+    """
+    caplog.set_level("INFO")
+    body = body_bytes(payload(mode="verified"))
+    headers = sign_for("shop", body)
+    post_webhook(client, body, headers=headers)
+    post_webhook(client, body, headers={**headers, "webhook-signature": "v1,AAAA"})
+    post_webhook(client, payload(email="newcomer@example.com", courseIds=["bad-key"]))
+    post_webhook(client, payload(email="newcomer@example.com"), source="legacy")
+    post_webhook(client, payload(email="newcomer@example.com"), source="closed", headers={})
+    text = "\n".join(record.getMessage() for record in caplog.records if record.levelno >= 20)
+    assert "lms_bridge" in text
+    for secret in ("ada@example.com", "newcomer@example.com", headers["webhook-signature"][3:], TEST_LEGACY_SECRET,
+                   TEST_SECRET_OLD, "whsec_"):
+        assert secret not in text
+
+
 @pytest.mark.django_db(transaction=True)
 def test_audit_row_survives_an_error_under_atomic_requests(courses, ada, scripted):
     """

@@ -93,6 +93,20 @@ class TestOpenEdxBackend:
         backend.set_enrollment(Learner("ada@example.com"), self.key, context=CONTEXT)
         assert ManualEnrollmentAudit.objects.count() == 1
 
+    def test_the_platform_api_downgrades_and_the_backend_does_not(self, backend, ada):
+        """
+        Expected behavior: CourseEnrollment.enroll(user, key) with no mode resets
+        a verified learner to the default mode (the trap), while the backend,
+        asked without a mode, leaves the learner verified.
+        """
+        CourseEnrollment.enroll(ada, self.key, mode="verified")
+        CourseEnrollment.enroll(ada, self.key)
+        assert CourseEnrollment.enrollment_mode_for_user(ada, self.key) == ("audit", True)
+        CourseEnrollment.enroll(ada, self.key, mode="verified")
+        result = backend.set_enrollment(Learner("ada@example.com"), self.key, context=CONTEXT)
+        assert result.outcome == Outcome.ALREADY_ENROLLED
+        assert CourseEnrollment.enrollment_mode_for_user(ada, self.key) == ("verified", True)
+
     def test_retired_email_is_refused(self, backend, django_user_model):
         """Expected behavior: an email whose account was retired gets no allowance."""
         django_user_model.objects.create_user("retired", retired_email_for("gone@example.com"), "pw")
