@@ -10,12 +10,12 @@ connections and tokens; the cache is cleared when the setting changes (tests).
 import logging
 import re
 import threading
-from importlib import import_module
 
 from django.core.signals import setting_changed
 
 from .backends.base import BackendConfig, EnrollmentBackend
 from .conf import get_setting
+from .importing import import_subclass
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +34,7 @@ def import_backend_class(path):
     Raises:
         ImportError: the path cannot be imported or is not an ``EnrollmentBackend``.
     """
-    if not isinstance(path, str) or "." not in path:
-        raise ImportError(f"BACKEND must be a dotted path, not {path!r}")
-    module_path, _, class_name = path.rpartition(".")
-    try:
-        backend_class = getattr(import_module(module_path), class_name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ImportError(f"cannot import backend {path!r}: {exc}") from exc
-    if not (isinstance(backend_class, type) and issubclass(backend_class, EnrollmentBackend)):
-        raise ImportError(f"{path!r} is not an EnrollmentBackend subclass")
-    return backend_class
+    return import_subclass(path, EnrollmentBackend, "backend")
 
 
 def config_from_setting(entry):

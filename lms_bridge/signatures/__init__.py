@@ -5,8 +5,7 @@ A source's ``SCHEME`` setting names one of ``SCHEMES`` or gives the dotted
 path of a ``SignatureScheme`` subclass (a new scheme is one new module).
 Everything in this package is pure Python: no Django, no database.
 """
-from importlib import import_module
-
+from ..importing import import_subclass
 from .base import SignatureError, SignatureScheme, Verification
 
 SCHEMES = {
@@ -29,17 +28,10 @@ def get_scheme_class(name):
     Raises:
         ImportError: the name is neither a known scheme nor an importable class.
     """
-    path = SCHEMES.get(name, name)
+    path = SCHEMES.get(name, name) if isinstance(name, str) else name
     if not isinstance(path, str) or "." not in path:
         raise ImportError(f"unknown signature scheme {name!r}")
-    module_path, _, class_name = path.rpartition(".")
-    try:
-        scheme_class = getattr(import_module(module_path), class_name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ImportError(f"cannot import signature scheme {path!r}: {exc}") from exc
-    if not (isinstance(scheme_class, type) and issubclass(scheme_class, SignatureScheme)):
-        raise ImportError(f"{path!r} is not a SignatureScheme subclass")
-    return scheme_class
+    return import_subclass(path, SignatureScheme, "signature scheme")
 
 
 def verify_signature(scheme, body, headers, now):
