@@ -60,7 +60,12 @@ def test_support_reprocesses_a_failed_delivery_in_the_browser(live_server, brows
     # pylint: disable=import-outside-toplevel
     from django.test import Client
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    def wait_for(selector):
+        return WebDriverWait(browser, 20).until(
+            expected_conditions.presence_of_element_located((By.CSS_SELECTOR, selector)))
 
     django_user_model.objects.create_superuser("support", "support@example.com", "s3cret-pass")
     fakes.SCRIPT.clear()
@@ -74,19 +79,23 @@ def test_support_reprocesses_a_failed_delivery_in_the_browser(live_server, brows
         browser.find_element(By.NAME, "username").send_keys("support")
         browser.find_element(By.NAME, "password").send_keys("s3cret-pass")
         browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+        wait_for("#result_list")  # logged in, and redirected to the list
 
         browser.get(f"{live_server.url}/admin/lms_bridge/webhookdelivery/?q=ada%40example.com")
+        wait_for("#result_list")
         rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
         assert len(rows) == 1 and "Partially failed" in rows[0].text
 
         rows[0].find_element(By.CSS_SELECTOR, "th a").click()
+        wait_for(".inline-group")
         assert "Course is invitation-only" in browser.find_element(By.TAG_NAME, "body").text
 
         browser.get(f"{live_server.url}/admin/lms_bridge/webhookdelivery/")
+        wait_for("#result_list")
         browser.find_element(By.CSS_SELECTOR, "#result_list tbody input.action-select").click()
         Select(browser.find_element(By.NAME, "action")).select_by_value("reprocess")
         browser.find_element(By.NAME, "index").click()
-        message = browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
+        message = wait_for("ul.messagelist").text
         if os.environ.get("LMS_BRIDGE_SCREENSHOTS"):
             browser.save_screenshot(os.path.join(os.environ["LMS_BRIDGE_SCREENSHOTS"], "admin-reprocess.png"))
     assert "1 delivery reprocessed successfully." in message
