@@ -3,7 +3,7 @@
 .DEFAULT_GOAL := help
 
 VENV ?= .venv
-PYTHON_VERSION ?= python3.11
+PYTHON_VERSION ?= $(shell command -v python3.11 || command -v python3)
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PORT ?= 8000
