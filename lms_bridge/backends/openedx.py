@@ -72,11 +72,19 @@ class OpenEdxBackend(EnrollmentBackend):
         platform = _platform()
         user = self._find_user(learner.email)
         reason = context.reason if context else "lms_bridge"
-        if not active:
-            return self._unenroll(platform, user, learner.email, course_key, reason)
-        if user is None or not user.is_active:
-            return self._allow(platform, learner.email, course_key, mode, reason)
-        return self._enroll(platform, user, course_key, mode, reason)
+        with transaction.atomic():
+            if user is not None:
+                # Serialize the deliveries about one account across processes:
+                # two concurrent deliveries would both read "not enrolled" and
+                # both report (and audit) an enrollment. The lock ends with the
+                # transaction. (Emails without an account are serialized by the
+                # unique (email, course) index of the allowances instead.)
+                get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+            if not active:
+                return self._unenroll(platform, user, learner.email, course_key, reason)
+            if user is None or not user.is_active:
+                return self._allow(platform, learner.email, course_key, mode, reason)
+            return self._enroll(platform, user, course_key, mode, reason)
 
     @staticmethod
     def _find_user(email):
