@@ -1,4 +1,4 @@
-.PHONY: help run test quality pii_check migrations-check upgrade requirements system-deps clean tox
+.PHONY: help run test test-mariadb quality pii_check migrations-check upgrade requirements system-deps clean tox
 
 .DEFAULT_GOAL := help
 
@@ -22,21 +22,35 @@ $(VENV)/.installed: $(VENV)/bin/activate requirements/quality.txt requirements/t
 
 requirements: $(VENV)/.installed ## create the virtualenv and install the test and quality requirements
 
+$(VENV)/.mariadb: $(VENV)/.installed requirements/mariadb.txt
+	$(PIP) install -q -r requirements/mariadb.txt
+	touch $@
+
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
-system-deps: ## install the Debian packages the tests drive (headless Chromium and its driver), when missing
-	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
-		echo "Installing chromium and chromium-driver (Debian packages)..."; \
+DEBIAN_TEST_PACKAGES := chromium chromium-driver mariadb-server libmariadb-dev pkg-config
+system-deps: ## install the Debian packages the tests use (headless Chromium, MariaDB, the MySQL client headers)
+	@PATH="$$PATH:/usr/sbin"; \
+	if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+		|| ! command -v mariadbd >/dev/null || ! command -v mariadb-install-db >/dev/null \
+		|| ! pkg-config --exists libmariadb 2>/dev/null; then \
+		echo "Installing $(DEBIAN_TEST_PACKAGES) (Debian packages)..."; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
-		$$SUDO apt-get update -qq && $$SUDO $(APT_INSTALL) chromium chromium-driver >/dev/null \
-			|| { echo "Could not install chromium and chromium-driver: install them, then run make test again."; exit 1; }; \
+		$$SUDO apt-get update -qq && $$SUDO $(APT_INSTALL) $(DEBIAN_TEST_PACKAGES) >/dev/null \
+			|| { echo "Could not install $(DEBIAN_TEST_PACKAGES): install them, then run make test again."; exit 1; }; \
 	fi
 
 run: requirements ## migrate the SQLite sandbox and serve the webhook on 127.0.0.1:$(PORT)
 	PORT=$(PORT) $(PY) -m sandbox.run
 
-test: requirements system-deps ## the quality checks, the migrations check, then the whole test suite (with coverage)
+test: system-deps requirements $(VENV)/.mariadb ## quality and migrations checks, then the suite on SQLite and on MariaDB
 	$(MAKE) --no-print-directory quality migrations-check
+	@echo "== The test suite on a throwaway MariaDB server (MySQL-compatible, as Open edX runs) =="
+	LMS_BRIDGE_BROWSER_TESTS=required $(PY) -m tests.tools.mariadb -- $(PY) -m pytest
+	@echo "== The test suite on SQLite =="
 	LMS_BRIDGE_BROWSER_TESTS=required $(PY) -m pytest
+
+test-mariadb: system-deps requirements $(VENV)/.mariadb ## only the suite on a throwaway MariaDB server
+	$(PY) -m tests.tools.mariadb -- $(PY) -m pytest $(PYTEST_ARGS)
 
 migrations-check: requirements ## fail if a model change has no migration
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) -m django makemigrations --check --dry-run lms_bridge
@@ -57,7 +71,7 @@ tox: requirements ## run tox (Django and Python versions Open edX runs; pyenv's 
 upgrade: export CUSTOM_COMPILE_COMMAND=make upgrade
 upgrade: ## recompile the requirements/*.txt files from the *.in files
 	$(PIP) install -q -r requirements/pip-tools.txt
-	cd requirements && for f in pip-tools base test quality ci dev; do \
+	cd requirements && for f in pip-tools base test quality ci dev mariadb; do \
 		../$(VENV)/bin/pip-compile --quiet --upgrade --allow-unsafe --rebuild --strip-extras \
 			--no-emit-index-url --no-emit-find-links -o $$f.txt $$f.in || exit 1; \
 		if [ $$f = test ]; then sed -i '/^[dD]jango==/d; /^djangorestframework==/d' test.txt; fi; done  # tox picks Django (and DRF)

@@ -2,6 +2,8 @@
 Test settings: the sandbox LMS (plugin wiring, ATOMIC_REQUESTS on, the LMS's
 DRF defaults) with an in-memory database and fixed test secrets.
 """
+import os
+
 from sandbox.settings import *  # noqa: F403  pylint: disable=wildcard-import,unused-wildcard-import
 from tests.signing import TEST_LEGACY_SECRET, TEST_SECRET, TEST_SECRET_OLD
 
@@ -19,3 +21,18 @@ LMS_BRIDGE_SOURCES = {
     "legacy": {"SCHEME": "lernito", "SECRETS": [TEST_LEGACY_SECRET]},
     "closed": {"SCHEME": "standard-webhooks", "SECRETS": []},
 }
+
+# MariaDB when tests/tools/mariadb.py runs the suite (make test does): the
+# same settings Open edX uses for MySQL-compatible databases.
+if os.environ.get("LMS_BRIDGE_TEST_MYSQL_PORT"):
+    DATABASES["default"] = {  # noqa: F405
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": "lms_bridge",
+        "HOST": os.environ["LMS_BRIDGE_TEST_MYSQL_HOST"],
+        "PORT": os.environ["LMS_BRIDGE_TEST_MYSQL_PORT"],
+        "USER": os.environ["LMS_BRIDGE_TEST_MYSQL_USER"],
+        "PASSWORD": os.environ["LMS_BRIDGE_TEST_MYSQL_PASSWORD"],
+        "ATOMIC_REQUESTS": True,
+        "OPTIONS": {"charset": "utf8mb4"},
+        "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+    }
