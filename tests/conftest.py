@@ -66,3 +66,21 @@ def enrollment_of(user, course_id):
     from common.djangoapps.student.models import CourseEnrollment  # pylint: disable=import-outside-toplevel
 
     return CourseEnrollment.enrollment_mode_for_user(user, CourseKey.from_string(course_id))
+
+
+@pytest.fixture(scope="session")
+def live_gunicorn(django_db_setup, django_db_blocker):  # pylint: disable=unused-argument
+    """
+    gunicorn with 4 workers on 127.0.0.1, on the test database. Needs MariaDB:
+    ``make test`` provides it; a bare ``pytest`` on SQLite skips these tests.
+    Tests that use it need ``transactional_db`` so the server sees their data.
+    """
+    from django.db import connection  # pylint: disable=import-outside-toplevel
+
+    from .live import LiveServer  # pylint: disable=import-outside-toplevel
+
+    if connection.vendor != "mysql":
+        pytest.skip("the live multi-process tests need MariaDB (make test runs them)")
+    server = LiveServer(connection.settings_dict["NAME"])
+    yield server
+    server.stop()

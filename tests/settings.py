@@ -27,7 +27,8 @@ LMS_BRIDGE_SOURCES = {
 if os.environ.get("LMS_BRIDGE_TEST_MYSQL_PORT"):
     DATABASES["default"] = {  # noqa: F405
         "ENGINE": "django.db.backends.mysql",
-        "NAME": "lms_bridge",
+        # A server process started by the live tests uses the test database pytest created.
+        "NAME": os.environ.get("LMS_BRIDGE_TEST_MYSQL_NAME", "lms_bridge"),
         "HOST": os.environ["LMS_BRIDGE_TEST_MYSQL_HOST"],
         "PORT": os.environ["LMS_BRIDGE_TEST_MYSQL_PORT"],
         "USER": os.environ["LMS_BRIDGE_TEST_MYSQL_USER"],

@@ -1,0 +1,80 @@
+"""
+A real multi-process server for the live tests: gunicorn with 4 workers on
+127.0.0.1, serving the test settings against the test database (MariaDB; an
+in-memory SQLite database cannot be shared between processes).
+"""
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port():
+    """A TCP port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """A gunicorn process tree serving the webhook."""
+
+    def __init__(self, database_name, workers=4, extra_env=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "LMS_BRIDGE_TEST_MYSQL_NAME": database_name,
+               "PYTHONPATH": str(ROOT), **(extra_env or {})}
+        self.log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"lms-bridge-gunicorn-{self.port}.log"), "w+b")  # noqa: SIM115
+        self.process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "gunicorn", "sandbox.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
+             "--workers", str(workers), "--timeout", "60", "--graceful-timeout", "5", "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self._wait_until_ready()
+
+    def _wait_until_ready(self):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.output()}")
+            try:
+                status, _, _ = self.request("GET", "/api/lms-bridge/v1/webhooks/shop/", timeout=2)
+                if status == 405:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("gunicorn did not answer within 60 s")
+
+    def request(self, method, path, body=b"", headers=None, timeout=60):
+        """Send one request; return (status, headers dict, body bytes)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    def output(self):
+        """What gunicorn printed (errors, tracebacks)."""
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read().decode("utf-8", "replace")[-5000:]
+
+    def stop(self):
+        """Stop the server (and its workers)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
