@@ -111,7 +111,7 @@ class WebhookView(APIView):
             # Refused on the declared length, before a byte of the body is read.
             return self._reject(config, b"", remote_addr, claimed_id, "body too large (declared)",
                                 make_reply(413, False, f"Body larger than {max_bytes} bytes"))
-        body = django_request.read(max_bytes + 1)
+        body = self._read_body(django_request, max_bytes)
         if len(body) > max_bytes:
             return self._reject(config, b"", remote_addr, claimed_id, "body too large",
                                 make_reply(413, False, f"Body larger than {max_bytes} bytes"))
@@ -149,6 +149,19 @@ class WebhookView(APIView):
             delivery.save(update_fields=["status", "response_status", "response_body"])
             return reply
         return process_delivery(delivery)
+
+    @staticmethod
+    def _read_body(django_request, max_bytes):
+        """
+        Read at most ``max_bytes + 1`` bytes of the body (one more than allowed
+        tells an oversized body apart). A chunked body has no Content-Length, and
+        Django would then read nothing: read it from the server's stream instead.
+        """
+        meta = django_request.META
+        if not meta.get("CONTENT_LENGTH") and "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
+            stream = meta.get("wsgi.input")
+            return stream.read(max_bytes + 1) if stream is not None else b""
+        return django_request.read(max_bytes + 1)
 
     @staticmethod
     def _reject(config, body, remote_addr, claimed_id, reason, reply):

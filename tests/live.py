@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,8 +30,8 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "LMS_BRIDGE_TEST_MYSQL_NAME": database_name,
                "PYTHONPATH": str(ROOT), **(extra_env or {})}
-        self.log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"lms-bridge-gunicorn-{self.port}.log"), "w+b")  # noqa: SIM115
-        self.process = subprocess.Popen(  # noqa: S603
+        self.log = tempfile.TemporaryFile(prefix="lms-bridge-gunicorn-")  # pylint: disable=consider-using-with
+        self.process = subprocess.Popen(  # pylint: disable=consider-using-with
             [sys.executable, "-m", "gunicorn", "sandbox.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(workers), "--timeout", "60", "--graceful-timeout", "5", "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,

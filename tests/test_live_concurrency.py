@@ -9,8 +9,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from common.djangoapps.student.models import CourseEnrollment, CourseEnrollmentAllowed, ManualEnrollmentAudit
+
 from lms_bridge.models import EnrollmentOperation, WebhookDelivery
 
 from .conftest import DEMO_COURSE
