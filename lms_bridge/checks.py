@@ -12,6 +12,7 @@ Ids:
     lms_bridge.E012  a backend's SELECTOR_REGEX is not a valid regular expression.
     lms_bridge.E013  a backend's configuration is invalid (as the backend reports).
     lms_bridge.E014  LMS_BRIDGE_MAX_BODY_BYTES (or another size setting) is not a positive integer.
+    lms_bridge.E015  a THROTTLE_RATE or LMS_BRIDGE_REJECTED_THROTTLE_RATE is not a rate such as "120/min".
     lms_bridge.W001  a hmac-sha256 or lernito secret is shorter than 16 characters.
     lms_bridge.W002  no backend is configured: every course is refused.
 """
@@ -22,6 +23,7 @@ from django.core.checks import Error, Tags, Warning, register  # pylint: disable
 from .conf import get_setting, source_from_setting
 from .registry import config_from_setting, import_backend_class
 from .signatures import get_scheme_class
+from .throttling import parse_rate
 
 SLUG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 MIN_PLAIN_SECRET_CHARS = 16
@@ -58,6 +60,10 @@ def check_sources(app_configs=None, **kwargs):  # pylint: disable=unused-argumen
                 hint="Set SECRETS to a list of secrets, newest first.", id="lms_bridge.E003",
             ))
         errors.extend(Error(f"{where}: {problem}.", id="lms_bridge.E004") for problem in problems)
+        try:
+            parse_rate(value.get("THROTTLE_RATE"))
+        except ValueError as exc:
+            errors.append(Error(f"{where}: THROTTLE_RATE: {exc}.", id="lms_bridge.E015"))
         if scheme_class.name != "standard-webhooks":
             errors.extend(
                 Warning(
@@ -107,4 +113,8 @@ def check_sizes(app_configs=None, **kwargs):  # pylint: disable=unused-argument
         value = get_setting(name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             errors.append(Error(f"{name} must be a positive integer.", id="lms_bridge.E014"))
+    try:
+        parse_rate(get_setting("LMS_BRIDGE_REJECTED_THROTTLE_RATE"))
+    except ValueError as exc:
+        errors.append(Error(f"LMS_BRIDGE_REJECTED_THROTTLE_RATE: {exc}.", id="lms_bridge.E015"))
     return errors

@@ -31,6 +31,9 @@ DEFAULTS = {
     "LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS": 300,
     # Retry-After sent with 503 answers.
     "LMS_BRIDGE_RETRY_AFTER_SECONDS": 60,
+    # Budget of requests that fail verification, per source and client address
+    # ("<count>/<s|min|hour|day>"; None: no limit). Past it they are not even recorded.
+    "LMS_BRIDGE_REJECTED_THROTTLE_RATE": "120/min",
 }
 
 DEFAULT_TOLERANCE_SECONDS = 300
@@ -55,6 +58,7 @@ class SourceConfig:
     secrets: tuple = ()
     tolerance: int = DEFAULT_TOLERANCE_SECONDS
     options: dict = field(default_factory=dict)
+    throttle_rate: str | None = None
 
 
 def source_from_setting(slug, value):
@@ -70,6 +74,7 @@ def source_from_setting(slug, value):
         secrets=tuple(secrets) if isinstance(secrets, (list, tuple)) else (),
         tolerance=value.get("TOLERANCE_SECONDS", DEFAULT_TOLERANCE_SECONDS),
         options=value.get("OPTIONS") if isinstance(value.get("OPTIONS"), dict) else {},
+        throttle_rate=value.get("THROTTLE_RATE"),
     )
 
 

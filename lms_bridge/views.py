@@ -22,6 +22,7 @@ from .deliveries import record_rejected, record_verified
 from .models import DeliveryStatus
 from .processing import make_reply, process_delivery
 from .signatures import SignatureError, get_scheme_class, verify_signature
+from .throttling import check_throttle
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,14 @@ class WebhookView(APIView):
             return self._reject(config, body, remote_addr, claimed_id, str(exc),
                                 make_reply(401, False, INVALID_SIGNATURE))
 
+        # Throttled after verification, so forged requests cannot spend a real sender's budget.
+        wait = check_throttle(f"source:{config.slug}", config.throttle_rate)
+        if wait:
+            reply = make_reply(429, False, "Too many deliveries for this source; retry later")
+            reply.headers["Retry-After"] = str(wait)
+            record_rejected(config.slug, body, remote_addr, claimed_id, "throttled", reply)
+            return reply
+
         delivery, created = record_verified(config.slug, body, remote_addr, verification)
         if not created and delivery.body_sha256 != hashlib.sha256(body).hexdigest():
             reply = make_reply(
@@ -165,6 +174,13 @@ class WebhookView(APIView):
 
     @staticmethod
     def _reject(config, body, remote_addr, claimed_id, reason, reply):
+        """Record and answer a refused request, unless its sender is over the refusals budget."""
+        wait = check_throttle(f"rejected:{config.slug}:{remote_addr}", get_setting("LMS_BRIDGE_REJECTED_THROTTLE_RATE"))
+        if wait:
+            # Not recorded: a flood must not fill the database.
+            throttled = make_reply(429, False, "Too many refused requests; retry later")
+            throttled.headers["Retry-After"] = str(wait)
+            return throttled
         delivery = record_rejected(config.slug, body, remote_addr, claimed_id, reason, reply)
         log.info("lms_bridge rejected delivery %s from source %s: %s", delivery.uuid, config.slug, reason)
         return reply

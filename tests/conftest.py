@@ -3,6 +3,7 @@ Fixtures shared by the whole suite: the client the LMS's way, demo courses
 and learners in the edx-platform stand-in.
 """
 import pytest
+from django.core.cache import cache
 from django.test import Client
 from opaque_keys.edx.keys import CourseKey
 
@@ -14,9 +15,10 @@ ORG_A_COURSE = "course-v1:OrgA+Math101+2026"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_registry():
-    """Backends are built per process; each test builds them from its own settings."""
+def _fresh_state():
+    """Backends are built per process, throttles count in the cache: each test starts afresh."""
     registry.reset()
+    cache.clear()
     yield
     registry.reset()
 

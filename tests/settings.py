@@ -20,6 +20,7 @@ LMS_BRIDGE_SOURCES = {
     },
     "legacy": {"SCHEME": "lernito", "SECRETS": [TEST_LEGACY_SECRET]},
     "closed": {"SCHEME": "standard-webhooks", "SECRETS": []},
+    "limited": {"SCHEME": "standard-webhooks", "SECRETS": [TEST_SECRET], "THROTTLE_RATE": "3/min"},
 }
 
 # MariaDB when tests/tools/mariadb.py runs the suite (make test does): the

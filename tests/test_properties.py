@@ -34,7 +34,8 @@ HEADER_VALUES = st.one_of(
     st.sampled_from(["v1,", "v1,AAAA", "sha256=", "1614265330", "msg_1", "v1," + "A" * 43 + "="]),
 )
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=50),
+    st.none() | st.booleans() | st.integers(-(10**18), 10**18) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=50),
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
     max_leaves=30,
 )
