@@ -66,4 +66,3 @@ def check_throttle(key, rate):
     if throttle.allow_request(None, None):
         return None
     return max(1, int(throttle.wait() or 1))
-
