@@ -2,6 +2,8 @@
 Fixtures shared by the whole suite: the client the LMS's way, demo courses
 and learners in the edx-platform stand-in.
 """
+import logging
+
 import pytest
 from django.core.cache import cache
 from django.test import Client
@@ -9,6 +11,7 @@ from opaque_keys.edx.keys import CourseKey
 
 from lms_bridge import registry
 
+LOG_AUDIT = pytest.StashKey()
 DEMO_COURSE = "course-v1:edX+DemoX+Demo_Course"
 BRIDGE_COURSE = "course-v1:OpenedX+Bridge+2026"
 ORG_A_COURSE = "course-v1:OrgA+Math101+2026"
@@ -86,3 +89,35 @@ def live_gunicorn(django_db_setup, django_db_blocker):  # pylint: disable=unused
     server = LiveServer(connection.settings_dict["NAME"])
     yield server
     server.stop()
+
+
+def pytest_sessionstart(session):  # pylint: disable=unused-argument
+    """Start collecting every log line at INFO or above (see tests/log_audit.py)."""
+    from .log_audit import HANDLER  # pylint: disable=import-outside-toplevel
+
+    root = logging.getLogger()
+    root.addHandler(HANDLER)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+
+
+def pytest_sessionfinish(session, exitstatus):  # pylint: disable=unused-argument
+    """Fail the session if any collected log line holds an email, a secret or a signature."""
+    from .log_audit import HANDLER, SERVER_OUTPUT, leaks  # pylint: disable=import-outside-toplevel
+
+    found = leaks(HANDLER.lines + SERVER_OUTPUT)
+    session.config.stash[LOG_AUDIT] = (len(HANDLER.lines) + len(SERVER_OUTPUT), found)
+    if found:
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # pylint: disable=unused-argument
+    """Report the log audit."""
+    checked, found = config.stash.get(LOG_AUDIT, (0, []))
+    if found:
+        terminalreporter.write_line(f"LOG AUDIT FAILED: {len(found)} log line(s) leak PII or secrets:", red=True)
+        for what, line in found[:20]:
+            terminalreporter.write_line(f"  {what}: {line}")
+    else:
+        terminalreporter.write_line(f"Log audit: {checked} log lines at INFO or above, none with an email, "
+                                    "a secret or a signature.")

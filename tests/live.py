@@ -70,7 +70,9 @@ class LiveServer:
         return self.log.read().decode("utf-8", "replace")[-5000:]
 
     def stop(self):
-        """Stop the server (and its workers)."""
+        """Stop the server (and its workers); its log joins the suite's log audit."""
+        from .log_audit import SERVER_OUTPUT  # pylint: disable=import-outside-toplevel
+
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -78,4 +80,6 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.log.seek(0)
+        SERVER_OUTPUT.extend(self.log.read().decode("utf-8", "replace").splitlines())
         self.log.close()
