@@ -28,7 +28,7 @@ DEFAULTS = {
     # How much of a rejected (unauthenticated) body is kept for the audit.
     "LMS_BRIDGE_REJECTED_BODY_BYTES": 16 * 1024,
     # A delivery "processing" for longer than this is taken to have died and may be claimed again.
-    "LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS": 300,
+    "LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS": 120,
     # Retry-After sent with 503 answers.
     "LMS_BRIDGE_RETRY_AFTER_SECONDS": 60,
     # Budget of requests that fail verification, per source and client address

@@ -95,8 +95,12 @@ class WebhookView(APIView):
             reply = self._handle(request, config)
         except DatabaseError as exc:
             # Never a 2xx for something that was not stored: the sender keeps it and retries.
+            # A claim this request could not release expires after the processing
+            # timeout, so the retry is asked to wait at least that long.
             log.error("lms_bridge source %s: database error %s; answered 503", config.slug, type(exc).__name__)
             reply = make_reply(503, False, "Temporarily unavailable; retry later")
+            reply.headers["Retry-After"] = str(max(get_setting("LMS_BRIDGE_RETRY_AFTER_SECONDS"),
+                                                   get_setting("LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS")))
         return Response(reply.body, status=reply.status, headers=reply.headers)
 
     def _handle(self, request, config):

@@ -9,6 +9,7 @@ from lms_bridge.backends.openedx import OpenEdxBackend
 
 SCRIPT = {}
 EXISTS_SCRIPT = {}
+BEFORE = {}  # course id -> a callable run before the real set_enrollment
 CALLS = []
 
 
@@ -26,4 +27,6 @@ class ScriptedBackend(OpenEdxBackend):
         failure = SCRIPT.get(str(course_key))
         if failure is not None:
             raise failure
+        if str(course_key) in BEFORE:
+            BEFORE[str(course_key)]()
         return super().set_enrollment(learner, course_key, active=active, mode=mode, context=context)
