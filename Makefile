@@ -1,4 +1,4 @@
-.PHONY: help run test test-mariadb quality pii_check migrations-check upgrade requirements system-deps clean tox
+.PHONY: help run test test-mariadb bench quality pii_check migrations-check upgrade requirements system-deps clean tox
 
 .DEFAULT_GOAL := help
 
@@ -51,6 +51,10 @@ test: system-deps requirements $(VENV)/.mariadb ## quality and migrations checks
 
 test-mariadb: system-deps requirements $(VENV)/.mariadb ## only the suite on a throwaway MariaDB server
 	$(PY) -m tests.tools.mariadb -- $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: system-deps requirements $(VENV)/.mariadb ## the benchmark: rates, latencies, SQL queries per delivery, memory
+	PYTHONPATH=. $(PY) -m tests.tools.bench queries
+	PYTHONPATH=. $(PY) -m tests.tools.mariadb -- $(PY) -m tests.tools.bench queries server
 
 migrations-check: requirements ## fail if a model change has no migration
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) -m django makemigrations --check --dry-run lms_bridge

@@ -32,6 +32,7 @@ from .serializers import WebhookPayloadSerializer, first_error_message
 log = logging.getLogger(__name__)
 
 ALLOWANCE_OUTCOMES = frozenset({Outcome.ALLOWED, Outcome.ALREADY_ALLOWED})
+OPERATION_RESULT_FIELDS = ("outcome", "detail", "error", "mode", "backend", "attempts", "modified")
 
 
 @dataclass
@@ -174,22 +175,32 @@ def _process_claimed(delivery):
         last_name=data.get("family", ""),
     )
     context = OperationContext(source=delivery.source, delivery=str(delivery.uuid), event_id=delivery.event_id)
-    operations = []
-    for course_key, backend in plan:
-        operation, _ = EnrollmentOperation.objects.get_or_create(
-            delivery=delivery,
-            course_id=str(course_key),
-            defaults={
-                "email": learner.email,
-                "action": data["action"],
-                "mode": data.get("mode") or "",
-                "backend": backend.name,
-            },
-        )
+    operations = _operations(delivery, plan, data)
+    for operation, (course_key, backend) in zip(operations, plan):
         if not operation.succeeded:
             _run_operation(operation, backend, learner, course_key, data, context)
-        operations.append(operation)
     return _finish_operations(delivery, data["action"], operations)
+
+
+def _operations(delivery, plan, data):
+    """
+    The delivery's operation rows, in plan order, created in one statement.
+
+    Rows that exist (a retry, a reprocess) are kept as they are: the unique
+    (delivery, course) constraint ignores the duplicates.
+    """
+    EnrollmentOperation.objects.bulk_create(
+        [
+            EnrollmentOperation(
+                delivery=delivery, course_id=str(course_key), email=data["email"], action=data["action"],
+                mode=data.get("mode") or "", backend=backend.name,
+            )
+            for course_key, backend in plan
+        ],
+        ignore_conflicts=True,
+    )
+    by_course = {operation.course_id: operation for operation in delivery.operations.all()}
+    return [by_course[str(course_key)] for course_key, _ in plan]
 
 
 def _validate(delivery):
@@ -217,12 +228,15 @@ def _plan(data):
     """
     plan, results = [], []
     mode = data.get("mode")
-    for course_key in data["courseIds"]:
-        backend = select_backend(course_key)
+    backends = {course_key: select_backend(course_key) for course_key in data["courseIds"]}
+    existing = set()
+    for backend in {id(b): b for b in backends.values() if b is not None}.values():
+        existing |= backend.existing_courses([key for key, chosen in backends.items() if chosen is backend])
+    for course_key, backend in backends.items():
         problem = None
         if backend is None:
             problem = f"No LMS is configured for course {course_key}"
-        elif not backend.course_exists(course_key):
+        elif course_key not in existing:
             problem = f"Course {course_key} does not exist"
         elif mode and data["action"] == ENROLL and not backend.offers_mode(course_key, mode):
             problem = f"Course {course_key} does not offer mode '{mode}'"
@@ -251,7 +265,7 @@ def _run_operation(operation, backend, learner, course_key, data, context):
             operation.detail = result.detail
             if result.mode:
                 operation.mode = result.mode
-            operation.save()
+            operation.save(update_fields=OPERATION_RESULT_FIELDS)
         return
     except TransientBackendError as exc:
         operation.outcome, operation.detail = Outcome.RETRY, str(exc)
@@ -270,7 +284,7 @@ def _run_operation(operation, backend, learner, course_key, data, context):
             "lms_bridge delivery %s, course %s: unexpected %s in %s",
             context.delivery, course_key, type(exc).__name__, backend.name,
         )
-    operation.save()
+    operation.save(update_fields=OPERATION_RESULT_FIELDS)
 
 
 def _finish_operations(delivery, action, operations):

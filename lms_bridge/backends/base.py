@@ -136,6 +136,18 @@ class EnrollmentBackend:
         """
         raise NotImplementedError
 
+    def existing_courses(self, course_keys):
+        """
+        The subset of ``course_keys`` that exist, asked once per delivery.
+
+        The default asks ``course_exists`` for each; backends override it to
+        answer for all the courses at once.
+
+        Returns:
+            set[CourseKey]
+        """
+        return {course_key for course_key in course_keys if self.course_exists(course_key)}
+
     def offers_mode(self, course_key, mode):
         """
         Returns:

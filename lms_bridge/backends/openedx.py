@@ -47,6 +47,10 @@ class OpenEdxBackend(EnrollmentBackend):
         # One row per published course; needs no modulestore.
         return _platform().CourseOverview.objects.filter(id=course_key).exists()
 
+    def existing_courses(self, course_keys):
+        # One query for all the courses of a delivery.
+        return set(_platform().CourseOverview.objects.filter(id__in=list(course_keys)).values_list("id", flat=True))
+
     def offers_mode(self, course_key, mode):
         modes = _platform().CourseMode.modes_for_course(
             course_id=course_key,
@@ -70,16 +74,20 @@ class OpenEdxBackend(EnrollmentBackend):
 
     def set_enrollment(self, learner, course_key, active=True, mode=None, context=None):
         platform = _platform()
-        user = self._find_user(learner.email)
         reason = context.reason if context else "lms_bridge"
-        with transaction.atomic():
-            if user is not None:
-                # Serialize the deliveries about one account across processes:
-                # two concurrent deliveries would both read "not enrolled" and
-                # both report (and audit) an enrollment. The lock ends with the
-                # transaction. (Emails without an account are serialized by the
-                # unique (email, course) index of the allowances instead.)
-                get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        # Inside the caller's transaction when there is one (no savepoint needed:
+        # any error undoes the whole operation), else in one of its own.
+        with transaction.atomic(savepoint=False):
+            # The account row is locked until the transaction ends: concurrent
+            # deliveries about one account are serialized across processes, or
+            # both would read "not enrolled" and both report (and audit) an
+            # enrollment. Emails without an account are serialized by the
+            # unique (email, course) index of the allowances instead.
+            try:
+                user = self._find_user(learner.email, lock=True)
+            except BackendError as exc:
+                # Answered, not raised: raising would doom the caller's transaction.
+                return EnrollmentResult(Outcome.REFUSED, detail=str(exc))
             if not active:
                 return self._unenroll(platform, user, learner.email, course_key, reason)
             if user is None or not user.is_active:
@@ -87,14 +95,17 @@ class OpenEdxBackend(EnrollmentBackend):
             return self._enroll(platform, user, course_key, mode, reason)
 
     @staticmethod
-    def _find_user(email):
+    def _find_user(email, lock=False):
         """
-        Find the account of an email, case-insensitively.
+        Find the account of an email, case-insensitively (and lock it, with ``lock``).
 
         An exact match wins; several accounts differing only in case (old
         data on a case-sensitive database) are ambiguous and refused.
         """
-        users = list(get_user_model().objects.filter(email__iexact=email)[:5])
+        users = get_user_model().objects.filter(email__iexact=email)
+        if lock:
+            users = users.select_for_update()
+        users = list(users[:5])
         if len(users) <= 1:
             return users[0] if users else None
         exact = [user for user in users if user.email == email]

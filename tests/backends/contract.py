@@ -47,6 +47,11 @@ class BackendContract:
         assert backend.course_exists(course) is True
         assert backend.course_exists(CourseKey.from_string("course-v1:Contract+Nope+2026")) is False
 
+    def test_existing_courses(self, backend, course):
+        """Expected behavior: of several courses, exactly the existing ones are returned."""
+        unknown = CourseKey.from_string("course-v1:Contract+Nope+2026")
+        assert backend.existing_courses([course, unknown]) == {course}
+
     def test_offers_mode(self, backend, course):
         """Expected behavior: offered modes are accepted, others are not."""
         assert backend.offers_mode(course, "verified") is True

@@ -16,11 +16,12 @@ CALLS = []
 class ScriptedBackend(OpenEdxBackend):
     """OpenEdxBackend whose set_enrollment raises what SCRIPT says, for the scripted courses."""
 
-    def course_exists(self, course_key):
-        failure = EXISTS_SCRIPT.get(str(course_key))
-        if failure is not None:
-            raise failure
-        return super().course_exists(course_key)
+    def existing_courses(self, course_keys):
+        for course_key in course_keys:
+            failure = EXISTS_SCRIPT.get(str(course_key))
+            if failure is not None:
+                raise failure
+        return super().existing_courses(course_keys)
 
     def set_enrollment(self, learner, course_key, active=True, mode=None, context=None):
         CALLS.append(str(course_key))

@@ -157,11 +157,13 @@ class TestOpenEdxBackend:
         assert CourseEnrollmentAllowed.objects.get(email="new@example.com").auto_enroll is True
 
     def test_ambiguous_accounts_are_refused(self, backend, django_user_model):
-        """Expected behavior: two accounts differing only in case, neither exact -> a permanent error."""
+        """Expected behavior: two accounts differing only in case, neither exact -> refused; exact -> enrolled."""
         django_user_model.objects.create_user("one", "Twin@example.com", "pw")
         django_user_model.objects.create_user("two", "TWIN@example.com", "pw")
+        result = backend.set_enrollment(Learner("twin@example.com"), self.key, context=CONTEXT)
+        assert result.outcome == Outcome.REFUSED and "Several accounts" in result.detail
         with pytest.raises(BackendError):
-            backend.set_enrollment(Learner("twin@example.com"), self.key, context=CONTEXT)
+            backend.get_enrollment("twin@example.com", self.key)
         result = backend.set_enrollment(Learner("TWIN@example.com"), self.key, context=CONTEXT)
         assert result.outcome == Outcome.ENROLLED
 
