@@ -176,7 +176,7 @@ def _process_claimed(delivery):
     )
     context = OperationContext(source=delivery.source, delivery=str(delivery.uuid), event_id=delivery.event_id)
     operations = _operations(delivery, plan, data)
-    for operation, (course_key, backend) in zip(operations, plan):
+    for operation, (course_key, backend) in zip(operations, plan, strict=True):
         if not operation.succeeded:
             _run_operation(operation, backend, learner, course_key, data, context)
     return _finish_operations(delivery, data["action"], operations)
