@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "openedx.core.djangoapps.content.course_overviews.apps.CourseOverviewsConfig",
     "common.djangoapps.course_modes.apps.CourseModesConfig",
     "common.djangoapps.student.apps.StudentConfig",
@@ -76,6 +77,14 @@ TEMPLATES = [
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "lms_bridge webhook",
+    "DESCRIPTION": "Signed webhooks that enroll learners into Open edX.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["sandbox.openapi.only_the_webhook"],
 }
 
 RETIRED_USER_SALTS = ["sandbox-salt"]

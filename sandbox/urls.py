@@ -1,6 +1,7 @@
 """URLs of the sandbox: the admin, plus every lms.djangoapp plugin's URLs (as the LMS mounts them)."""
 from django.contrib import admin
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
 from edx_django_utils.plugins import get_plugin_url_patterns
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -20,5 +21,6 @@ class EmptyView(APIView):
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("sandbox/empty/", EmptyView.as_view()),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     *get_plugin_url_patterns("lms.djangoapp"),
 ]
