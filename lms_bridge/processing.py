@@ -161,7 +161,9 @@ def _process_claimed(delivery):
         extra = {"errors": invalid.errors} if invalid.errors is not None else {}
         reply = make_reply(400, False, invalid.message, delivery, invalid.results, **extra)
         return _finish(delivery, DeliveryStatus.INVALID, reply)
-    except (TransientBackendError, RegistryError, OperationalError) as exc:
+    except (BackendError, RegistryError, OperationalError) as exc:
+        # Transient, or a configuration the operator must fix: either way the
+        # sender's retry (or "reprocess") will do it once the LMS answers.
         log.warning(
             "lms_bridge delivery %s: cannot check its courses now (%s)", delivery.uuid, type(exc).__name__,
         )

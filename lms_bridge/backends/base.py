@@ -126,6 +126,16 @@ class EnrollmentBackend:
         """Return a list of configuration problems, for the system checks (none by default)."""
         return []
 
+    def check(self):
+        """
+        Prove the backend works: authenticate and make one cheap read (the
+        operators' smoke test after a deploy). Returns nothing.
+
+        Raises:
+            BackendError: what is wrong.
+        """
+        self.existing_courses([])
+
     def course_exists(self, course_key):
         """
         Arguments:

@@ -1,0 +1,157 @@
+"""
+Tests of the remote Open edX backend, against the fake LMS served on 127.0.0.1.
+"""
+import time
+
+import pytest
+from opaque_keys.edx.keys import CourseKey
+
+from lms_bridge.backends.base import (
+    BackendConfig,
+    BackendConfigurationError,
+    BackendError,
+    Learner,
+    TransientBackendError,
+)
+from lms_bridge.backends.openedx_api import OpenEdxApiBackend
+from lms_bridge.models import Outcome
+
+from ..fake_openedx import CLIENT_ID, CLIENT_SECRET, FakeOpenEdx
+from .contract import CONTEXT, COURSE, BackendContract
+
+KEY = CourseKey.from_string(COURSE)
+
+
+@pytest.fixture
+def fake():
+    site = FakeOpenEdx()
+    yield site
+    site.stop()
+
+
+def make_backend(site, **options):
+    options = {"CLIENT_ID": CLIENT_ID, "CLIENT_SECRET": CLIENT_SECRET, "BACKOFF_SECONDS": 0.01,
+               "TIMEOUT": [1, 1], **options}
+    return OpenEdxApiBackend(BackendConfig(backend="lms_bridge.backends.openedx_api.OpenEdxApiBackend",
+                                           base_url=site.url, options=options))
+
+
+class TestOpenEdxApiBackendContract(BackendContract):
+    """The shared backend contract, over HTTP."""
+
+    @pytest.fixture
+    def backend(self, fake):
+        self.site = fake  # pylint: disable=attribute-defined-outside-init
+        return make_backend(fake)
+
+    def create_account(self, email, active=True):
+        self.site.add_account(email, active=active)
+
+    def create_course(self, course_id, modes=("audit", "verified")):
+        self.site.add_course(course_id, modes)
+
+
+class TestOpenEdxApiBackend:
+    """Authentication, retries, errors and call counts."""
+
+    @pytest.fixture
+    def site(self, fake):
+        fake.add_course(COURSE)
+        return fake
+
+    def test_token_is_fetched_once_and_shared(self, site):
+        """Expected behavior: 100 deliveries' calls share one token."""
+        backend = make_backend(site)
+        for number in range(100):
+            site.add_account(f"learner{number}@example.com")
+            backend.set_enrollment(Learner(f"learner{number}@example.com"), KEY, context=CONTEXT)
+        assert site.token_requests == 1 and backend.token_requests == 1
+
+    def test_token_refreshed_before_expiry(self, site):
+        """Expected behavior: a token close to expiry is replaced before use."""
+        site.token_lifetime = 30  # shorter than the 60 s safety margin: every use refreshes
+        backend = make_backend(site)
+        backend.course_exists(KEY)
+        backend.set_enrollment(Learner("nobody@example.com"), KEY, context=CONTEXT)
+        assert site.token_requests >= 2
+
+    def test_refresh_once_on_401(self, site):
+        """Expected behavior: a revoked token is refreshed once and the call retried."""
+        backend = make_backend(site)
+        site.add_account("ada@example.com")
+        backend.set_enrollment(Learner("ada@example.com"), KEY, context=CONTEXT)
+        site.revoke_tokens()
+        result = backend.set_enrollment(Learner("ada@example.com"), KEY, mode="verified", context=CONTEXT)
+        assert result.outcome == Outcome.MODE_CHANGED
+        assert site.token_requests == 2
+
+    def test_wrong_credentials_are_a_configuration_error(self, site):
+        """Expected behavior: refused client credentials -> a clear configuration error, no secret in it."""
+        backend = make_backend(site, CLIENT_SECRET="wrong-secret")
+        with pytest.raises(BackendConfigurationError, match="CLIENT_ID and CLIENT_SECRET") as error:
+            backend.course_exists(KEY)
+        assert "wrong-secret" not in str(error.value)
+
+    def test_not_staff_is_a_configuration_error(self, site):
+        """Expected behavior: 403 -> names the missing permission."""
+        site.staff = False
+        with pytest.raises(BackendConfigurationError, match="global staff"):
+            make_backend(site).set_enrollment(Learner("ada@example.com"), KEY, context=CONTEXT)
+
+    def test_429_honours_retry_after(self, site):
+        """Expected behavior: throttled calls wait Retry-After, then succeed."""
+        site.throttle = (1, 1)
+        backend = make_backend(site)
+        started = time.monotonic()
+        assert backend.course_exists(KEY) is True
+        assert time.monotonic() - started >= 1
+
+    def test_5xx_are_retried_then_transient(self, site):
+        """Expected behavior: a few 503s are absorbed; a site that stays down is a transient failure."""
+        backend = make_backend(site, MAX_ATTEMPTS=3)
+        site.failures = [503, 502]
+        assert backend.course_exists(KEY) is True
+        site.failures = [503] * 10
+        with pytest.raises(TransientBackendError, match="after 3 tries"):
+            backend.set_enrollment(Learner("ada@example.com"), CourseKey.from_string("course-v1:X+Y+Z"),
+                                   context=CONTEXT)
+
+    def test_slow_replies_time_out(self, site):
+        """Expected behavior: replies slower than TIMEOUT are transient failures, bounded in time."""
+        site.delay = 0.5
+        backend = make_backend(site, TIMEOUT=[0.2, 0.2], MAX_ATTEMPTS=2)
+        started = time.monotonic()
+        with pytest.raises(TransientBackendError):
+            backend.course_exists(CourseKey.from_string("course-v1:Slow+S+1"))
+        assert time.monotonic() - started < 5
+
+    def test_unreachable_site_is_transient(self):
+        """Expected behavior: nothing listening -> transient."""
+        backend = OpenEdxApiBackend(BackendConfig(backend="x.Y", base_url="http://127.0.0.1:9", options={
+            "CLIENT_ID": CLIENT_ID, "CLIENT_SECRET": CLIENT_SECRET, "TIMEOUT": [0.5, 0.5]}))
+        with pytest.raises(TransientBackendError):
+            backend.course_exists(KEY)
+
+    def test_other_4xx_is_permanent_with_the_site_message(self, site):
+        """Expected behavior: the site's 400 message reaches the audit trail."""
+        site.add_account("ada@example.com")
+        backend = make_backend(site)
+        with pytest.raises(BackendError, match="course mode is not available"):
+            backend.set_enrollment(Learner("ada@example.com"), KEY, mode="professional", context=CONTEXT)
+
+    def test_http_calls_per_course(self, site):
+        """Expected behavior (figures): existing learner 3 calls, unknown email 2 (plus the course lookup)."""
+        backend = make_backend(site)
+        site.add_account("ada@example.com")
+        backend.course_exists(KEY)
+        site.calls.clear()
+        backend.set_enrollment(Learner("ada@example.com"), KEY, context=CONTEXT)
+        existing = len(site.calls)
+        site.calls.clear()
+        backend.set_enrollment(Learner("new@example.com"), KEY, context=CONTEXT)
+        assert (existing, len(site.calls)) == (3, 2)
+
+    def test_configuration_problems(self):
+        """Expected behavior: missing URL or credentials are reported for the system checks."""
+        problems = OpenEdxApiBackend.check_configuration(BackendConfig(backend="x.Y", base_url="", options={}))
+        assert len(problems) == 3

@@ -1,0 +1,87 @@
+"""
+Routing: courses of org OrgA go to a remote Open edX site over REST (the fake
+LMS on 127.0.0.1), every other course to the in-process backend; and the
+backend check command.
+"""
+import io
+import time
+
+import pytest
+from common.djangoapps.student.models import CourseEnrollment
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from .conftest import DEMO_COURSE, ORG_A_COURSE, enrollment_of
+from .fake_openedx import CLIENT_ID, CLIENT_SECRET, FakeOpenEdx
+from .signing import post_webhook
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def site_a():
+    site = FakeOpenEdx()
+    site.add_course(ORG_A_COURSE, ("audit", "verified"))
+    site.add_account("ada@example.com")
+    backends = [
+        {"BACKEND": "lms_bridge.backends.openedx_api.OpenEdxApiBackend", "BASE_URL": site.url,
+         "SELECTOR_REGEX": r"course-v1:OrgA\+",
+         "OPTIONS": {"CLIENT_ID": CLIENT_ID, "CLIENT_SECRET": CLIENT_SECRET, "BACKOFF_SECONDS": 0.01,
+                     "TIMEOUT": [1, 1], "MAX_ATTEMPTS": 2}},
+        {"BACKEND": "lms_bridge.backends.openedx.OpenEdxBackend", "SELECTOR_REGEX": r"course-v1:"},
+    ]
+    with override_settings(LMS_BRIDGE_BACKENDS=backends):
+        yield site
+    site.stop()
+
+
+def test_one_delivery_two_sites(client, courses, ada, site_a):
+    """Expected behavior: the OrgA course is enrolled on site A over REST, the demo course in this LMS."""
+    response = post_webhook(client, {"email": "ada@example.com", "courseIds": [ORG_A_COURSE, DEMO_COURSE],
+                                     "mode": "verified"})
+    assert response.status_code == 200, response.content
+    assert [r["outcome"] for r in response.json()["results"]] == ["enrolled", "enrolled"]
+    assert site_a.enrollments[("ada", ORG_A_COURSE)] == {"mode": "verified", "is_active": True}
+    assert enrollment_of(ada, DEMO_COURSE) == ("verified", True)
+    assert not CourseEnrollment.objects.filter(course_id=ORG_A_COURSE).exists()
+
+
+def test_unknown_course_on_site_a_is_400(client, courses, ada, site_a):
+    """Expected behavior: a course site A does not have is refused before anything is done."""
+    response = post_webhook(client, {"email": "ada@example.com",
+                                     "courseIds": [DEMO_COURSE, "course-v1:OrgA+Nope+2026"]})
+    assert response.status_code == 400
+    assert response.json()["message"] == "Course course-v1:OrgA+Nope+2026 does not exist"
+    assert enrollment_of(ada, DEMO_COURSE) == (None, None)
+
+
+def test_site_down_is_503_and_the_retry_completes(client, courses, ada, site_a):
+    """Expected behavior: site A failing -> 503 for the sender; its retry finishes without redoing this LMS's course."""
+    site_a.failures = [503] * 4
+    payload = {"email": "ada@example.com", "courseIds": [DEMO_COURSE, ORG_A_COURSE]}
+    now = int(time.time())
+    response = post_webhook(client, payload, event_id="msg_down", timestamp=now)
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    site_a.failures = []
+    retry = post_webhook(client, payload, event_id="msg_down", timestamp=now)
+    assert retry.status_code == 200 and retry.json()["success"] is True
+    assert site_a.enrollments[("ada", ORG_A_COURSE)]["is_active"] is True
+
+
+def test_check_command(site_a):
+    """Expected behavior: a table with OK for both backends; exit status 0."""
+    out = io.StringIO()
+    call_command("lms_bridge_check_backends", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == ["backend", "base", "URL", "selector", "status"]
+    assert len(lines) == 3 and all(line.endswith("OK") for line in lines[1:])
+    assert site_a.url in lines[1]
+
+
+def test_check_command_reports_failures(site_a):
+    """Expected behavior: a service user that is not staff -> the reason, and a non-zero exit."""
+    site_a.staff = False
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 of 2 backend"):
+        call_command("lms_bridge_check_backends", stdout=out)
+    assert "global staff" in out.getvalue()
