@@ -85,3 +85,16 @@ def test_check_command_reports_failures(site_a):
     with pytest.raises(CommandError, match="1 of 2 backend"):
         call_command("lms_bridge_check_backends", stdout=out)
     assert "global staff" in out.getvalue()
+
+
+def test_one_token_for_100_deliveries(client, courses, site_a):
+    """Expected behavior (figures): 100 webhook deliveries to site A cost 1 token request and 4 calls each at most."""
+    for number in range(100):
+        site_a.add_account(f"learner{number}@example.com")
+    site_a.calls.clear()
+    for number in range(100):
+        response = post_webhook(client, {"email": f"learner{number}@example.com", "courseIds": [ORG_A_COURSE]})
+        assert response.status_code == 200
+    assert site_a.token_requests == 1
+    # Per delivery: account, enrollment read, enrollment write; the course lookup is cached for a minute.
+    assert len(site_a.calls) == 100 * 3 + 1
