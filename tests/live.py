@@ -5,21 +5,15 @@ in-memory SQLite database cannot be shared between processes).
 """
 import http.client
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from .tools.mariadb import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port():
-    """A TCP port nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LiveServer:

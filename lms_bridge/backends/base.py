@@ -97,6 +97,18 @@ class EnrollmentResult:
     mode: str | None = None
 
 
+def allowance_detail(mode=None):
+    """
+    What an ``allowed`` outcome tells the sender: Open edX enrolls on
+    activation, in the course's default mode (an allowance has no mode).
+    """
+    detail = "No active account yet: Open edX will enroll the learner when the account is activated"
+    if mode:
+        detail += (" (in the course's default mode: send the delivery again once the account is active"
+                   f" to get mode {mode!r})")
+    return detail
+
+
 class EnrollmentBackend:
     """
     Base class of enrollment backends.

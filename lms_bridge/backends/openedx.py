@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 
 from lms_bridge.models import Outcome
 
-from .base import BackendError, EnrollmentBackend, EnrollmentResult, EnrollmentState
+from .base import BackendError, EnrollmentBackend, EnrollmentResult, EnrollmentState, allowance_detail
 
 log = logging.getLogger(__name__)
 
@@ -153,12 +153,7 @@ class OpenEdxBackend(EnrollmentBackend):
         student = platform.student
         if student.is_email_retired(email):
             return EnrollmentResult(Outcome.REFUSED, detail="This email belongs to a retired account")
-        detail = "No active account yet: Open edX will enroll the learner when the account is activated"
-        if mode:
-            detail += (
-                " (in the course's default mode: send the delivery again once the account is active"
-                f" to get mode {mode!r})"
-            )
+        detail = allowance_detail(mode)
         allowed = student.CourseEnrollmentAllowed.objects.filter(email__iexact=email, course_id=course_key).first()
         if allowed is not None:
             if allowed.auto_enroll:

@@ -34,6 +34,7 @@ from .base import (
     EnrollmentResult,
     EnrollmentState,
     TransientBackendError,
+    allowance_detail,
 )
 
 log = logging.getLogger(__name__)
@@ -288,10 +289,7 @@ class OpenEdxApiBackend(EnrollmentBackend):
         # Trailing slash required: without it a redirect drops the body.
         response = self._call("POST", "/api/enrollment/v1/enrollment_allowed/", "allowance",
                               json={"email": email, "course_id": str(course_key), "auto_enroll": True})
-        detail = "No active account yet: Open edX will enroll the learner when the account is activated"
-        if mode:
-            detail += (" (in the course's default mode: send the delivery again once the account is active"
-                       f" to get mode {mode!r})")
+        detail = allowance_detail(mode)
         if response.status_code == 409:
             return EnrollmentResult(Outcome.ALREADY_ALLOWED, detail=detail)
         if response.status_code not in (200, 201):
