@@ -138,7 +138,8 @@ class OpenEdxApiBackend(EnrollmentBackend):
                     allow_redirects=False,
                 )
                 reason = f"HTTP {response.status_code}"
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                # The connection failed or broke mid-reply: worth another try.
                 reason = type(exc).__name__
             if response is not None:
                 if response.status_code == 401 and not refreshed:
