@@ -26,7 +26,7 @@ $(VENV)/.mariadb: $(VENV)/.installed requirements/mariadb.txt
 	$(PIP) install -q -r requirements/mariadb.txt
 	touch $@
 
-APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+APT_INSTALL := env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 DEBIAN_TEST_PACKAGES := chromium chromium-driver mariadb-server libmariadb-dev pkg-config
 system-deps: ## install the Debian packages the tests use (headless Chromium, MariaDB, the MySQL client headers)
 	@PATH="$$PATH:/usr/sbin"; \
