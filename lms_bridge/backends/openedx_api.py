@@ -175,10 +175,6 @@ class OpenEdxApiBackend(EnrollmentBackend):
                     return str(data[key])[:500]
         return f"HTTP {response.status_code}"
 
-    def _fail(self, what, response):
-        """Raise the permanent failure of an unexpected answer."""
-        raise self._error(what, response)
-
     def _error(self, what, response):
         """The permanent failure of an unexpected answer, with the site's own message."""
         return BackendError(f"{what}: {self.base_url} answered {response.status_code}: {self._message(response)}")
@@ -209,7 +205,7 @@ class OpenEdxApiBackend(EnrollmentBackend):
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            self._fail("account lookup", response)
+            raise self._error("account lookup", response)
         accounts = response.json()
         accounts = accounts if isinstance(accounts, list) else [accounts]
         return accounts[0] if accounts else None
@@ -219,7 +215,7 @@ class OpenEdxApiBackend(EnrollmentBackend):
         path = f"/api/enrollment/v1/enrollment/{quote(username)},{quote(str(course_key), safe=':+')}"
         response = self._call("GET", path, "enrollment lookup")
         if response.status_code != 200:
-            self._fail("enrollment lookup", response)
+            raise self._error("enrollment lookup", response)
         return response.json() if response.content.strip() else None
 
     def course_exists(self, course_key):
@@ -234,7 +230,7 @@ class OpenEdxApiBackend(EnrollmentBackend):
         response = self._call("GET", "/api/enrollment/v1/enrollment_allowed/", "allowance lookup",
                               params={"email": email})
         if response.status_code != 200:
-            self._fail("allowance lookup", response)
+            raise self._error("allowance lookup", response)
         allowed = any(str(item.get("course_id")) == str(course_key) for item in response.json())
         if account is None:
             return EnrollmentState(allowed=allowed)
@@ -264,7 +260,7 @@ class OpenEdxApiBackend(EnrollmentBackend):
         # No trailing slash: with one, this endpoint is a 404.
         response = self._call("POST", "/api/enrollment/v1/enrollment", "enrollment", json=body)
         if response.status_code != 200:
-            self._fail("enrollment", response)
+            raise self._error("enrollment", response)
         return response.json()
 
     def _default_mode(self, course_key):
@@ -294,7 +290,7 @@ class OpenEdxApiBackend(EnrollmentBackend):
         if response.status_code == 409:
             return EnrollmentResult(Outcome.ALREADY_ALLOWED, detail=detail)
         if response.status_code not in (200, 201):
-            self._fail("allowance", response)
+            raise self._error("allowance", response)
         return EnrollmentResult(Outcome.ALLOWED, detail=detail)
 
     def _unenroll(self, account, email, course_key):
@@ -309,7 +305,7 @@ class OpenEdxApiBackend(EnrollmentBackend):
         response = self._call("DELETE", "/api/enrollment/v1/enrollment_allowed/", "allowance removal",
                               json={"email": email, "course_id": str(course_key)})
         if response.status_code not in (200, 204, 404):
-            self._fail("allowance removal", response)
+            raise self._error("allowance removal", response)
         if unenrolled:
             return EnrollmentResult(Outcome.UNENROLLED)
         if response.status_code != 404:
@@ -322,4 +318,4 @@ class OpenEdxApiBackend(EnrollmentBackend):
         response = self._call("GET", "/api/user/v1/accounts", "account lookup",
                               params={"email": "lms-bridge-check@invalid.invalid"})
         if response.status_code not in (200, 404):
-            self._fail("account lookup", response)
+            raise self._error("account lookup", response)
