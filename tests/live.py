@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .tools.mariadb import free_port
+from .tools.mariadb import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,13 +67,7 @@ class LiveServer:
         """Stop the server (and its workers); its log joins the suite's log audit."""
         from .log_audit import SERVER_OUTPUT  # pylint: disable=import-outside-toplevel
 
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=30)
         self.log.seek(0)
         SERVER_OUTPUT.extend(self.log.read().decode("utf-8", "replace").splitlines())
         self.log.close()

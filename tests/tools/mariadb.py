@@ -32,6 +32,18 @@ def find(*names):
     sys.exit(f"{names[0]} not found: install Debian's mariadb-server (make test does).")
 
 
+def stop_process(process, timeout):
+    """Terminate ``process``, waiting up to ``timeout`` seconds before killing it."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def free_port():
     """A TCP port nothing listens on now."""
     with socket.socket() as sock:
@@ -100,13 +112,7 @@ class Server:
 
     def stop(self):
         """Stop the server and remove its data."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=60)
         shutil.rmtree(self.datadir, ignore_errors=True)
 
 
