@@ -36,7 +36,8 @@ class LmsBridgeConfig(AppConfig):
     }
 
     def ready(self):
-        # Registers the system checks (lms_bridge.E001...).
-        from . import registry  # pylint: disable=import-outside-toplevel
+        # Importing the checks module registers the system checks (lms_bridge.E001...):
+        # without it, `manage.py check` and the LMS's start would never run them.
+        from . import checks, registry  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
 
         registry.connect_signals()

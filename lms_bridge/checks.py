@@ -1,79 +1,54 @@
 """
 Django system checks: misconfiguration is found when the LMS starts, not at
-the first webhook.
+the first webhook. Registered when the app is ready (``apps.py``), so
+``manage.py check`` and every LMS start run them.
+
+A source with any error is also closed at run time (503), whether or not the
+checks were looked at.
 
 Ids:
     lms_bridge.E001  LMS_BRIDGE_SOURCES is not a dict of dicts with slug keys.
     lms_bridge.E002  a source names an unknown signature scheme.
     lms_bridge.E003  a source has no usable secret (it is closed: every delivery gets 503).
-    lms_bridge.E004  a source's secrets, tolerance or options are invalid.
+    lms_bridge.E004  a source's secrets (plain ones: at least 16 bytes), tolerance (1-3600 s), body cap,
+                     options, or keys are invalid.
+    lms_bridge.E005  a source's COURSES, ACTIONS or FORCE_ENROLLMENT is invalid.
     lms_bridge.E010  LMS_BRIDGE_BACKENDS is not a list of dicts.
     lms_bridge.E011  a backend cannot be imported.
     lms_bridge.E012  a backend's SELECTOR_REGEX is not a valid regular expression.
     lms_bridge.E013  a backend's configuration is invalid (as the backend reports).
     lms_bridge.E014  LMS_BRIDGE_MAX_BODY_BYTES (or another size setting) is not a positive integer.
     lms_bridge.E015  a THROTTLE_RATE or LMS_BRIDGE_REJECTED_THROTTLE_RATE is not a rate such as "120/min".
-    lms_bridge.W001  a hmac-sha256 or lernito secret is shorter than 16 characters.
+    lms_bridge.W001  a hmac-sha256 or lernito secret is shorter than 32 bytes.
     lms_bridge.W002  no backend is configured: every course is refused.
 """
 import re
 
 from django.core.checks import Error, Tags, Warning, register  # pylint: disable=redefined-builtin
 
-from .conf import get_setting, source_from_setting
+from .conf import get_setting, validate_source
 from .registry import config_from_setting, import_backend_class
-from .signatures import get_scheme_class
 from .throttling import parse_rate
 
-SLUG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-MIN_PLAIN_SECRET_CHARS = 16
+MESSAGE_CLASSES = {"E": Error, "W": Warning}
 
 
 @register(Tags.security)
 def check_sources(app_configs=None, **kwargs):  # pylint: disable=unused-argument
-    """Check ``LMS_BRIDGE_SOURCES``."""
+    """
+    Check ``LMS_BRIDGE_SOURCES``: the same validation that keeps a faulty source closed at run time.
+    """
     sources = get_setting("LMS_BRIDGE_SOURCES")
     if not isinstance(sources, dict):
         return [Error("LMS_BRIDGE_SOURCES must be a dict of sources by slug.", id="lms_bridge.E001")]
-    errors = []
+    messages = []
     for slug, value in sources.items():
-        where = f"LMS_BRIDGE_SOURCES[{slug!r}]"
-        if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug) or not isinstance(value, dict):
-            errors.append(Error(
-                f"{where}: the key must be a slug (letters, digits, '-' or '_') and the value a dict.",
-                id="lms_bridge.E001",
-            ))
-            continue
-        source = source_from_setting(slug, value)
-        try:
-            scheme_class = get_scheme_class(source.scheme)
-        except ImportError as exc:
-            errors.append(Error(f"{where}: {exc}.", hint="Use standard-webhooks, hmac-sha256 or lernito.",
-                                id="lms_bridge.E002"))
-            continue
-        problems = scheme_class.check_configuration(
-            value.get("SECRETS"), value.get("TOLERANCE_SECONDS", source.tolerance), value.get("OPTIONS", {}),
-        )
-        if not scheme_class(source.secrets, options=source.options).is_open:
-            errors.append(Error(
-                f"{where} has no usable secret: the source is closed and answers every delivery with 503.",
-                hint="Set SECRETS to a list of secrets, newest first.", id="lms_bridge.E003",
-            ))
-        errors.extend(Error(f"{where}: {problem}.", id="lms_bridge.E004") for problem in problems)
-        try:
-            parse_rate(value.get("THROTTLE_RATE"))
-        except ValueError as exc:
-            errors.append(Error(f"{where}: THROTTLE_RATE: {exc}.", id="lms_bridge.E015"))
-        if scheme_class.name != "standard-webhooks":
-            errors.extend(
-                Warning(
-                    f"{where}: SECRETS[{position}] is short; use at least {MIN_PLAIN_SECRET_CHARS} random characters.",
-                    id="lms_bridge.W001",
-                )
-                for position, secret in enumerate(source.secrets)
-                if isinstance(secret, str) and 0 < len(secret) < MIN_PLAIN_SECRET_CHARS
-            )
-    return errors
+        config = validate_source(slug, value)
+        for check_id, text in (*config.errors, *config.warnings):
+            level = MESSAGE_CLASSES[check_id.split(".")[1][0]]
+            hint = "The source answers 503 until this is fixed." if level is Error else None
+            messages.append(level(f"LMS_BRIDGE_SOURCES[{slug!r}]: {text}.", hint=hint, id=check_id))
+    return messages
 
 
 @register()

@@ -4,15 +4,27 @@ Settings of lms_bridge, read when used (never at import time).
 Open edX imports plugin apps before its settings are final, so every setting
 is looked up through ``get_setting`` at the moment it is needed, falling back
 to the defaults below.
+
+A webhook source is validated in one place, ``validate_source``: the system
+checks report what it finds, and the view keeps a source with any error
+*closed* (503) until the operator fixes it, so a bad option is never a 500,
+a silent 401 or a silently weaker source.
 """
+import re
+import threading
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
-from .signatures import DEFAULT_SCHEME
+from .signatures import DEFAULT_SCHEME, get_scheme_class
+
+ENROLL = "enroll"
+UNENROLL = "unenroll"
+ACTIONS = (ENROLL, UNENROLL)
 
 DEFAULTS = {
-    # Webhook sources by slug: {"SCHEME", "SECRETS", "TOLERANCE_SECONDS", "OPTIONS"}.
+    # Webhook sources by slug (see SOURCE_KEYS).
     "LMS_BRIDGE_SOURCES": {},
     # Enrollment backends, first SELECTOR_REGEX match wins (like Django's TEMPLATES).
     "LMS_BRIDGE_BACKENDS": [
@@ -23,7 +35,7 @@ DEFAULTS = {
             "OPTIONS": {},
         },
     ],
-    # Bodies larger than this are refused with 413 before they are read.
+    # Bodies larger than this are refused with 413 before they are read (a source may set its own).
     "LMS_BRIDGE_MAX_BODY_BYTES": 1024 * 1024,
     # How much of a rejected (unauthenticated) body is kept for the audit.
     "LMS_BRIDGE_REJECTED_BODY_BYTES": 16 * 1024,
@@ -37,6 +49,12 @@ DEFAULTS = {
 }
 
 DEFAULT_TOLERANCE_SECONDS = 300
+# Keys a source may have; anything else is a typo the operator must hear about.
+SOURCE_KEYS = frozenset({
+    "SCHEME", "SECRETS", "TOLERANCE_SECONDS", "OPTIONS", "THROTTLE_RATE", "MAX_BODY_BYTES",
+    "COURSES", "ACTIONS", "FORCE_ENROLLMENT",
+})
+SLUG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 def get_setting(name):
@@ -51,7 +69,15 @@ def get_setting(name):
 
 @dataclass(frozen=True)
 class SourceConfig:
-    """One webhook source, as configured in ``LMS_BRIDGE_SOURCES``."""
+    """
+    One webhook source, as configured in ``LMS_BRIDGE_SOURCES``.
+
+    Attributes:
+        errors (tuple[tuple[str, str]]): (check id, message) of each problem;
+            a source with any error is closed.
+        warnings (tuple[tuple[str, str]]): (check id, message) of what is
+            usable but weak.
+    """
 
     slug: str
     scheme: str = DEFAULT_SCHEME
@@ -59,30 +85,159 @@ class SourceConfig:
     tolerance: int = DEFAULT_TOLERANCE_SECONDS
     options: dict = field(default_factory=dict)
     throttle_rate: str | None = None
+    max_body_bytes: int | None = None
+    courses: re.Pattern | None = None
+    actions: frozenset = frozenset(ACTIONS)
+    force_enrollment: bool = False
+    errors: tuple = ()
+    warnings: tuple = ()
+
+    @property
+    def is_open(self):
+        """True when the source may accept deliveries (no configuration error)."""
+        return not self.errors
+
+    def build_scheme(self):
+        """Return the source's signature scheme instance (call only on an open source)."""
+        return get_scheme_class(self.scheme)(self.secrets, self.tolerance, self.options)
+
+    def allows_course(self, course_id):
+        """True when the source's ``COURSES`` scope covers ``course_id`` (``re.match``, like SELECTOR_REGEX)."""
+        return self.courses is None or self.courses.match(str(course_id)) is not None
 
 
-def source_from_setting(slug, value):
-    """Build a SourceConfig from one entry of ``LMS_BRIDGE_SOURCES`` (no validation: see checks)."""
-    value = value if isinstance(value, dict) else {}
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_source(slug, value):  # pylint: disable=too-many-branches,too-many-locals,too-many-statements
+    """
+    Build a SourceConfig from one entry of ``LMS_BRIDGE_SOURCES``, with every problem found.
+
+    Arguments:
+        slug: the key in ``LMS_BRIDGE_SOURCES``.
+        value: its value.
+
+    Returns:
+        SourceConfig: with ``errors`` and ``warnings`` filled in.
+    """
+    errors, warnings = [], []
+    if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug) or not isinstance(value, dict):
+        errors.append(("lms_bridge.E001",
+                       "the key must be a slug (letters, digits, '-' or '_') and the value a dict"))
+        return SourceConfig(slug=str(slug), errors=tuple(errors))
+    unknown = sorted(str(key) for key in value if key not in SOURCE_KEYS)
+    if unknown:
+        known = ", ".join(sorted(SOURCE_KEYS))
+        errors.append(("lms_bridge.E004", f"unknown key(s) {', '.join(unknown)} (known: {known})"))
+
+    scheme_name = value.get("SCHEME", DEFAULT_SCHEME)
+    try:
+        scheme_class = get_scheme_class(scheme_name)
+    except ImportError as exc:
+        errors.append(("lms_bridge.E002", f"{exc} (use standard-webhooks, hmac-sha256 or lernito)"))
+        scheme_class = None
+
     secrets = value.get("SECRETS", ())
     if isinstance(secrets, str):
         # A single string where a list belongs is a common slip; treat it as one secret.
         secrets = (secrets,)
+    secrets = tuple(secrets) if isinstance(secrets, (list, tuple)) else ()
+    tolerance = value.get("TOLERANCE_SECONDS", DEFAULT_TOLERANCE_SECONDS)
+    options = value.get("OPTIONS", {})
+    if scheme_class is not None:
+        errors.extend(("lms_bridge.E004", problem) for problem in scheme_class.check_configuration(
+            value.get("SECRETS", ()), tolerance, options,
+        ))
+        if not scheme_class(secrets, options=options if isinstance(options, dict) else {}).is_open:
+            errors.append(("lms_bridge.E003", "no usable secret: the source is closed and answers every delivery "
+                                              "with 503 (set SECRETS to a list of secrets, newest first)"))
+        warnings.extend(
+            ("lms_bridge.W001", f"SECRETS[{position}] is {len(secret.encode('utf-8'))} bytes; "
+                                f"use at least {scheme_class.RECOMMENDED_SECRET_BYTES} random bytes")
+            for position, secret in enumerate(secrets)
+            if isinstance(secret, str) and scheme_class.RECOMMENDED_SECRET_BYTES
+            and scheme_class.MIN_SECRET_BYTES <= len(secret.encode("utf-8")) < scheme_class.RECOMMENDED_SECRET_BYTES
+        )
+
+    # Imported here: DRF must not be imported when the settings module loads this one.
+    from .throttling import parse_rate  # pylint: disable=import-outside-toplevel
+
+    throttle_rate = value.get("THROTTLE_RATE")
+    try:
+        parse_rate(throttle_rate)
+    except ValueError as exc:
+        errors.append(("lms_bridge.E015", f"THROTTLE_RATE: {exc}"))
+
+    max_body_bytes = value.get("MAX_BODY_BYTES")
+    if max_body_bytes is not None and (not _is_int(max_body_bytes) or max_body_bytes <= 0):
+        errors.append(("lms_bridge.E004", "MAX_BODY_BYTES must be a positive integer (bytes)"))
+        max_body_bytes = None
+    if max_body_bytes is None and scheme_class is not None:
+        max_body_bytes = scheme_class.DEFAULT_MAX_BODY_BYTES
+
+    courses = value.get("COURSES")
+    pattern = None
+    if courses is not None:
+        try:
+            pattern = re.compile(courses)
+        except (re.error, TypeError) as exc:
+            errors.append(("lms_bridge.E005", f"COURSES must be a regular expression: {exc}"))
+    actions = value.get("ACTIONS", ACTIONS)
+    if isinstance(actions, str):
+        actions = (actions,)
+    if not isinstance(actions, (list, tuple, set, frozenset)) or not actions or not set(actions) <= set(ACTIONS):
+        errors.append(("lms_bridge.E005", f"ACTIONS must be a non-empty list of {' and '.join(ACTIONS)}"))
+        actions = ()
+    force = value.get("FORCE_ENROLLMENT", False)
+    if not isinstance(force, bool):
+        errors.append(("lms_bridge.E005", "FORCE_ENROLLMENT must be True or False"))
+        force = False
+
     return SourceConfig(
         slug=slug,
-        scheme=value.get("SCHEME", DEFAULT_SCHEME),
-        secrets=tuple(secrets) if isinstance(secrets, (list, tuple)) else (),
-        tolerance=value.get("TOLERANCE_SECONDS", DEFAULT_TOLERANCE_SECONDS),
-        options=value.get("OPTIONS") if isinstance(value.get("OPTIONS"), dict) else {},
-        throttle_rate=value.get("THROTTLE_RATE"),
+        scheme=scheme_name,
+        secrets=secrets,
+        tolerance=tolerance if _is_int(tolerance) else DEFAULT_TOLERANCE_SECONDS,
+        options=options if isinstance(options, dict) else {},
+        throttle_rate=throttle_rate,
+        max_body_bytes=max_body_bytes,
+        courses=pattern,
+        actions=frozenset(actions),
+        force_enrollment=force,
+        errors=tuple(errors),
+        warnings=tuple(warnings),
     )
+
+
+_cache_lock = threading.Lock()
+_cache = {}
+
+
+def _on_setting_changed(setting, **kwargs):
+    if setting == "LMS_BRIDGE_SOURCES":
+        with _cache_lock:
+            _cache.clear()
+
+
+setting_changed.connect(_on_setting_changed, dispatch_uid="lms_bridge.conf.sources")
 
 
 def get_source(slug):
     """
-    Return the configuration of the source ``slug``, or None when there is no such source.
+    Return the validated configuration of the source ``slug``, or None when there is no such source.
+
+    Validated once per process (settings do not change at run time; tests'
+    ``override_settings`` clear the cache).
     """
     sources = get_setting("LMS_BRIDGE_SOURCES")
     if not isinstance(sources, dict) or slug not in sources:
         return None
-    return source_from_setting(slug, sources[slug])
+    key = (id(sources), slug)
+    with _cache_lock:
+        config = _cache.get(key)
+    if config is None:
+        config = validate_source(slug, sources[slug])
+        with _cache_lock:
+            _cache[key] = config
+    return config

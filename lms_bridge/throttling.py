@@ -53,6 +53,26 @@ class SourceRateThrottle(SimpleRateThrottle):
         return self.key
 
 
+def peek_throttle(key, rate):
+    """
+    Whether ``key`` is over ``rate`` now, without counting a request.
+
+    Used before any work is done for a request that may be refused, so that a
+    client already over its refusals budget costs no verification at all.
+
+    Returns:
+        int | None: None when under the rate, else the seconds to wait.
+    """
+    if rate is None:
+        return None
+    throttle = SourceRateThrottle(f"lms_bridge:throttle:{key}", rate)
+    now = throttle.timer()
+    history = [moment for moment in throttle.cache.get(throttle.key, []) if moment > now - throttle.duration]
+    if len(history) < throttle.num_requests:
+        return None
+    return max(1, int(throttle.duration - (now - history[-1])))
+
+
 def check_throttle(key, rate):
     """
     Count one request against ``rate`` under ``key``.

@@ -21,8 +21,8 @@ from .conf import get_setting, get_source
 from .deliveries import record_rejected, record_verified
 from .models import DeliveryStatus
 from .processing import make_reply, process_delivery
-from .signatures import SignatureError, get_scheme_class, verify_signature
-from .throttling import check_throttle
+from .signatures import SignatureError, verify_signature
+from .throttling import check_throttle, peek_throttle
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,14 @@ class WebhookView(APIView):
         headers = django_request.headers
         claimed_id = headers.get("webhook-id")
 
-        max_bytes = get_setting("LMS_BRIDGE_MAX_BODY_BYTES")
+        # A client already over its refusals budget is answered before a byte
+        # is read or verified: what a flood of forged requests costs is bounded
+        # per client, whatever the scheme.
+        wait = peek_throttle(self._rejected_key(config, remote_addr), get_setting("LMS_BRIDGE_REJECTED_THROTTLE_RATE"))
+        if wait:
+            return self._too_many_refused(wait)
+
+        max_bytes = config.max_body_bytes or get_setting("LMS_BRIDGE_MAX_BODY_BYTES")
         if _declared_length(meta) > max_bytes:
             # Refused on the declared length, before a byte of the body is read.
             return self._reject(config, b"", remote_addr, claimed_id, "body too large (declared)",
@@ -124,13 +131,12 @@ class WebhookView(APIView):
             return self._reject(config, body, remote_addr, claimed_id, "not JSON",
                                 make_reply(415, False, "Content-Type must be application/json"))
 
-        try:
-            scheme = get_scheme_class(config.scheme)(config.secrets, config.tolerance, config.options)
-        except ImportError:
-            scheme = None
+        scheme = config.build_scheme() if config.is_open else None
         if scheme is None or not scheme.is_open:
-            # Closed, never open: a source without a usable secret accepts nothing.
-            return self._reject(config, body, remote_addr, claimed_id, "source has no usable secret",
+            # Closed, never open: a source with a configuration error (the system
+            # checks say which) or without a usable secret accepts nothing.
+            reason = config.errors[0][1] if config.errors else "source has no usable secret"
+            return self._reject(config, body, remote_addr, claimed_id, f"source closed: {reason}",
                                 make_reply(503, False, "This webhook source is not configured"))
         try:
             verification = verify_signature(scheme, body, headers, time.time())
@@ -177,14 +183,22 @@ class WebhookView(APIView):
         return django_request.read(max_bytes + 1)
 
     @staticmethod
-    def _reject(config, body, remote_addr, claimed_id, reason, reply):
+    def _rejected_key(config, remote_addr):
+        """The refusals budget's cache key: per source and client address."""
+        return f"rejected:{config.slug}:{remote_addr}"
+
+    @staticmethod
+    def _too_many_refused(wait):
+        # Not recorded: a flood must not fill the database.
+        throttled = make_reply(429, False, "Too many refused requests; retry later")
+        throttled.headers["Retry-After"] = str(wait)
+        return throttled
+
+    def _reject(self, config, body, remote_addr, claimed_id, reason, reply):
         """Record and answer a refused request, unless its sender is over the refusals budget."""
-        wait = check_throttle(f"rejected:{config.slug}:{remote_addr}", get_setting("LMS_BRIDGE_REJECTED_THROTTLE_RATE"))
+        wait = check_throttle(self._rejected_key(config, remote_addr), get_setting("LMS_BRIDGE_REJECTED_THROTTLE_RATE"))
         if wait:
-            # Not recorded: a flood must not fill the database.
-            throttled = make_reply(429, False, "Too many refused requests; retry later")
-            throttled.headers["Retry-After"] = str(wait)
-            return throttled
+            return self._too_many_refused(wait)
         delivery = record_rejected(config.slug, body, remote_addr, claimed_id, reason, reply)
         log.info("lms_bridge rejected delivery %s from source %s: %s", delivery.uuid, config.slug, reason)
         return reply

@@ -1,6 +1,6 @@
 """Tests of per-source rate limits (429 with Retry-After)."""
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
 
 from lms_bridge.checks import check_sizes, check_sources
 from lms_bridge.models import WebhookDelivery
@@ -28,11 +28,16 @@ def test_source_rate_limit(client, courses, ada):
 
 @override_settings(LMS_BRIDGE_REJECTED_THROTTLE_RATE="2/min")
 def test_forged_requests_are_limited_without_touching_the_real_sender(client, courses, ada):
-    """Expected behavior: past the refusals budget, forged requests get 429 and are not recorded; real ones pass."""
+    """
+    Expected behavior: past the refusals budget, forged requests get 429 and
+    are not recorded; the real sender (another address) passes. The budget is
+    per client address: the forger's requests do not count against the sender.
+    """
     forged = [post_webhook(client, PAYLOAD, headers={}).status_code for _ in range(4)]
     assert forged == [401, 401, 429, 429]
     assert WebhookDelivery.objects.filter(signature_valid=False).count() == 2
-    assert post_webhook(client, PAYLOAD).status_code == 200
+    sender = Client(enforce_csrf_checks=True, REMOTE_ADDR="192.0.2.10")
+    assert post_webhook(sender, PAYLOAD).status_code == 200
 
 
 @override_settings(LMS_BRIDGE_REJECTED_THROTTLE_RATE=None)

@@ -10,10 +10,8 @@ backend to this.
 """
 from dataclasses import dataclass, field
 
+from lms_bridge.conf import ENROLL, UNENROLL  # noqa: F401  pylint: disable=unused-import (re-exported)
 from lms_bridge.models import Outcome
-
-ENROLL = "enroll"
-UNENROLL = "unenroll"
 
 
 class BackendError(Exception):

@@ -57,6 +57,14 @@ class SignatureScheme:
 
     name = ""
     replay_protected = False
+    # A plain secret shorter than this is refused (a short one was guessed online in 21 tries);
+    # below the recommended length the system checks warn.
+    MIN_SECRET_BYTES = 16
+    RECOMMENDED_SECRET_BYTES = 32
+    # The body cap of a source using this scheme, unless the source sets MAX_BODY_BYTES
+    # (None: LMS_BRIDGE_MAX_BODY_BYTES).
+    DEFAULT_MAX_BODY_BYTES = None
+    MAX_TOLERANCE_SECONDS = 3600
 
     def __init__(self, secrets, tolerance=300, options=None):
         """
@@ -90,7 +98,10 @@ class SignatureScheme:
         """
         if not isinstance(secret, str) or not secret:
             raise ValueError("a secret must be a non-empty string")
-        return secret.encode("utf-8")
+        key = secret.encode("utf-8")
+        if len(key) < cls.MIN_SECRET_BYTES:
+            raise ValueError(f"a secret must be at least {cls.MIN_SECRET_BYTES} bytes, not {len(key)}")
+        return key
 
     @classmethod
     def check_configuration(cls, secrets, tolerance, options):
@@ -111,8 +122,9 @@ class SignatureScheme:
                     cls.parse_secret(secret)
                 except ValueError as exc:
                     problems.append(f"SECRETS[{position}] is not usable: {exc}")
-        if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance <= 0:
-            problems.append("TOLERANCE_SECONDS must be a positive integer")
+        valid_int = isinstance(tolerance, int) and not isinstance(tolerance, bool)
+        if not valid_int or not 1 <= tolerance <= cls.MAX_TOLERANCE_SECONDS:
+            problems.append(f"TOLERANCE_SECONDS must be an integer from 1 to {cls.MAX_TOLERANCE_SECONDS} (seconds)")
         if not isinstance(options, dict):
             problems.append("OPTIONS must be a dict")
         else:

@@ -30,6 +30,9 @@ class LernitoScheme(SignatureScheme):
 
     name = "lernito"
     replay_protected = False
+    # Verifying means parsing and re-serializing the body several times before
+    # the sender is known: a small cap bounds what a forged request costs.
+    DEFAULT_MAX_BODY_BYTES = 64 * 1024
 
     def verify(self, body, headers, now):
         headers = self.lower_headers(headers)

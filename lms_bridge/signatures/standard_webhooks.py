@@ -31,6 +31,8 @@ class StandardWebhooksScheme(SignatureScheme):
 
     name = "standard-webhooks"
     replay_protected = True
+    # The key length rules of parse_secret apply instead of the plain-secret ones.
+    RECOMMENDED_SECRET_BYTES = 0
 
     @classmethod
     def parse_secret(cls, secret):
