@@ -189,7 +189,7 @@ class WebhookView(APIView):
 
     @staticmethod
     def _too_many_refused(wait):
-        # Not recorded: a flood must not fill the database.
+        """The 429 of a client over its refusals budget; not recorded, so a flood cannot fill the database."""
         throttled = make_reply(429, False, "Too many refused requests; retry later")
         throttled.headers["Retry-After"] = str(wait)
         return throttled

@@ -10,7 +10,7 @@ backend to this.
 """
 from dataclasses import dataclass, field
 
-from lms_bridge.conf import ENROLL, UNENROLL  # noqa: F401  pylint: disable=unused-import (re-exported)
+from lms_bridge.conf import ENROLL, UNENROLL  # noqa: F401  pylint: disable=unused-import
 from lms_bridge.models import Outcome
 
 
