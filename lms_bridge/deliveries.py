@@ -8,6 +8,7 @@ processed, retried and reprocessed from the record alone.
 import hashlib
 import ipaddress
 import logging
+import re
 
 from django.db import IntegrityError, transaction
 
@@ -17,6 +18,27 @@ from .models import DeliveryStatus, WebhookDelivery, idempotency_key_for
 log = logging.getLogger(__name__)
 
 MAX_EVENT_ID_CHARS = 255
+OUTSIDE_BMP_RE = re.compile("[\U00010000-\U0010FFFF]")
+
+
+def _json_escape(match):
+    code = ord(match.group(0)) - 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def storable_text(text):
+    """
+    ``text`` with every character outside the Basic Multilingual Plane (an
+    emoji, say) written as a JSON ``\\uXXXX\\uXXXX`` escape.
+
+    Installs that predate Tutor's move to ``utf8mb4`` keep ``utf8mb3`` tables,
+    which cannot hold a 4-byte UTF-8 character: storing one fails, so such a
+    delivery could never be recorded, answered or retried. Such characters can
+    only stand inside JSON strings, where the escape is the same character, so
+    the stored body parses to exactly what was sent (``body_sha256`` remains
+    the hash of the bytes received).
+    """
+    return OUTSIDE_BMP_RE.sub(_json_escape, text)
 
 
 def clean_remote_addr(value):
@@ -57,7 +79,7 @@ def record_rejected(source, body, remote_addr, claimed_event_id, reason, reply, 
         remote_addr=clean_remote_addr(remote_addr),
         signature_valid=status == DeliveryStatus.CONFLICT,
         signature_detail=reason[:255],
-        body=body[:limit].decode("utf-8", "replace"),
+        body=storable_text(body[:limit].decode("utf-8", "replace")),
         body_truncated=len(body) > limit,
         body_sha256=hashlib.sha256(body).hexdigest(),
         status=status,
@@ -80,7 +102,7 @@ def record_verified(source, body, remote_addr, verification):
         if existing is not None:
             return existing, False
     try:
-        text = body.decode("utf-8")
+        text = storable_text(body.decode("utf-8"))
         stored_exactly = True
     except UnicodeDecodeError:
         # Kept for the audit, but it can never be processed (see processing).

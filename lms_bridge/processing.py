@@ -19,12 +19,14 @@ from django.utils import timezone
 from . import strict_json
 from .backends.base import (
     ENROLL,
+    BackendConfigurationError,
     BackendError,
     Learner,
     OperationContext,
     TransientBackendError,
 )
-from .conf import get_setting
+from .conf import get_setting, get_source
+from .deliveries import storable_text
 from .models import SUCCESSFUL_OUTCOMES, DeliveryStatus, EnrollmentOperation, Outcome, WebhookDelivery
 from .registry import RegistryError, select_backend
 from .serializers import WebhookPayloadSerializer, first_error_message
@@ -62,6 +64,13 @@ def make_reply(status, success, message, delivery=None, results=(), **extra):
     if status == 503:
         headers["Retry-After"] = str(get_setting("LMS_BRIDGE_RETRY_AFTER_SECONDS"))
     return Reply(status, body, headers)
+
+
+def _pass_retry_after(reply, retry_after):
+    """Ask the sender to wait at least what an LMS asked of us (its Retry-After), when that is longer."""
+    if retry_after and reply.status == 503:
+        reply.headers["Retry-After"] = str(max(int(reply.headers.get("Retry-After", 0)), retry_after))
+    return reply
 
 
 class _InvalidPayloadError(Exception):
@@ -154,9 +163,14 @@ def _not_claimed_reply(delivery):
 
 def _process_claimed(delivery):
     """Validate, plan and run a delivery this process has claimed."""
+    source = get_source(delivery.source)
+    if source is None or not source.is_open:
+        # Removed or broken since the delivery was recorded: it is done once the operator fixes it.
+        return _finish(delivery, DeliveryStatus.FAILED,
+                       make_reply(503, False, "This webhook source is not configured", delivery))
     try:
         data = _validate(delivery)
-        plan = _plan(data)
+        plan = _plan(data, source)
     except _InvalidPayloadError as invalid:
         extra = {"errors": invalid.errors} if invalid.errors is not None else {}
         reply = make_reply(400, False, invalid.message, delivery, invalid.results, **extra)
@@ -164,11 +178,11 @@ def _process_claimed(delivery):
     except (BackendError, RegistryError, OperationalError) as exc:
         # Transient, or a configuration the operator must fix: either way the
         # sender's retry (or "reprocess") will do it once the LMS answers.
-        log.warning(
-            "lms_bridge delivery %s: cannot check its courses now (%s)", delivery.uuid, type(exc).__name__,
-        )
+        level = logging.ERROR if isinstance(exc, (BackendConfigurationError, RegistryError)) else logging.WARNING
+        log.log(level, "lms_bridge delivery %s: cannot check its courses now (%s: %s)", delivery.uuid,
+                type(exc).__name__, _loggable(exc))
         reply = make_reply(503, False, "The LMS cannot be reached now; retry later", delivery)
-        return _finish(delivery, DeliveryStatus.FAILED, reply)
+        return _finish(delivery, DeliveryStatus.FAILED, _pass_retry_after(reply, getattr(exc, "retry_after", None)))
 
     learner = Learner(
         email=data["email"],
@@ -176,12 +190,14 @@ def _process_claimed(delivery):
         first_name=data.get("name", ""),
         last_name=data.get("family", ""),
     )
-    context = OperationContext(source=delivery.source, delivery=str(delivery.uuid), event_id=delivery.event_id)
+    context = OperationContext(source=delivery.source, delivery=str(delivery.uuid), event_id=delivery.event_id,
+                               force_enrollment=source.force_enrollment)
     operations = _operations(delivery, plan, data)
+    retry_after = 0
     for operation, (course_key, backend) in zip(operations, plan, strict=True):
         if not operation.succeeded:
-            _run_operation(operation, backend, learner, course_key, data, context)
-    return _finish_operations(delivery, data["action"], operations)
+            retry_after = max(retry_after, _run_operation(operation, backend, learner, course_key, data, context) or 0)
+    return _finish_operations(delivery, data["action"], operations, retry_after)
 
 
 def _operations(delivery, plan, data):
@@ -220,14 +236,23 @@ def _validate(delivery):
     return serializer.validated_data
 
 
-def _plan(data):
+def _plan(data, source):
     """
     Check every course before any enrollment is made, so that a 400 leaves
-    nothing half-done: each needs a backend, must exist, and must offer the mode.
+    nothing half-done: the source may ask for the action and the course (its
+    ``ACTIONS`` and ``COURSES``), and each course needs a backend, must exist,
+    and must offer the mode.
 
     Returns:
         list[tuple[CourseKey, EnrollmentBackend]]
     """
+    if data["action"] not in source.actions:
+        raise _InvalidPayloadError(f"Source '{source.slug}' may not {data['action']} learners")
+    outside = [str(key) for key in data["courseIds"] if not source.allows_course(key)]
+    if outside:
+        results = [{"courseId": key, "outcome": "invalid",
+                    "detail": f"Course {key} is outside the scope of source '{source.slug}'"} for key in outside]
+        raise _InvalidPayloadError(results[0]["detail"], results)
     plan, results = [], []
     mode = data.get("mode")
     backends = {course_key: select_backend(course_key) for course_key in data["courseIds"]}
@@ -251,8 +276,18 @@ def _plan(data):
     return plan
 
 
+def _loggable(exc):
+    """An exception's text for the log: backend errors' internal text names no learner; others may."""
+    return str(exc) if isinstance(exc, (BackendError, RegistryError)) else "details in the audit trail"
+
+
 def _run_operation(operation, backend, learner, course_key, data, context):
-    """Run one course's operation in its own transaction and record its outcome."""
+    """
+    Run one course's operation in its own transaction and record its outcome.
+
+    Returns:
+        int | None: the seconds an LMS asked us to wait (its Retry-After), if it did.
+    """
     operation.attempts += 1
     operation.backend = backend.name
     operation.error = ""
@@ -267,12 +302,19 @@ def _run_operation(operation, backend, learner, course_key, data, context):
             operation.detail = result.detail
             if result.mode:
                 operation.mode = result.mode
-            operation.save(update_fields=OPERATION_RESULT_FIELDS)
-        return
+            _save_outcome(operation)
+        return None
     except TransientBackendError as exc:
-        operation.outcome, operation.detail = Outcome.RETRY, str(exc)
+        # A misconfigured backend is transient too: it works once the operator
+        # fixes it, so the sender is told to retry (503) and the operator is told why.
+        operation.outcome, operation.detail, operation.error = Outcome.RETRY, exc.detail, _internal(exc)
+        if isinstance(exc, BackendConfigurationError):
+            log.error("lms_bridge delivery %s, course %s: backend %s is misconfigured: %s",
+                      context.delivery, course_key, backend.name, exc)
+        _save_outcome(operation)
+        return exc.retry_after
     except BackendError as exc:
-        operation.outcome, operation.detail = Outcome.FAILED, str(exc)
+        operation.outcome, operation.detail, operation.error = Outcome.FAILED, exc.detail, _internal(exc)
     except OperationalError as exc:
         # Lock wait timeouts, deadlocks, a lost connection: worth a retry.
         operation.outcome, operation.detail = Outcome.RETRY, "Temporary database error"
@@ -286,10 +328,22 @@ def _run_operation(operation, backend, learner, course_key, data, context):
             "lms_bridge delivery %s, course %s: unexpected %s in %s",
             context.delivery, course_key, type(exc).__name__, backend.name,
         )
+    _save_outcome(operation)
+    return None
+
+
+def _save_outcome(operation):
+    """Store an operation's outcome; texts from an LMS may hold emoji, which a utf8mb3 table cannot."""
+    operation.detail, operation.error = storable_text(operation.detail), storable_text(operation.error)
     operation.save(update_fields=OPERATION_RESULT_FIELDS)
 
 
-def _finish_operations(delivery, action, operations):
+def _internal(exc):
+    """A backend error's internal text for support staff, when it says more than the sender's detail."""
+    return str(exc) if str(exc) != exc.detail else ""
+
+
+def _finish_operations(delivery, action, operations, retry_after=0):
     """Sum the operations' outcomes up into the delivery's status and answer."""
     results = [{"courseId": op.course_id, "outcome": op.outcome, "detail": op.detail} for op in operations]
     failed = [op for op in operations if op.outcome not in SUCCESSFUL_OUTCOMES]
@@ -307,7 +361,8 @@ def _finish_operations(delivery, action, operations):
     message = f"{len(failed)} of {count} course(s) could not be processed"
     if transient:
         message += "; retry later"
-    return _finish(delivery, status, make_reply(503 if transient else 200, False, message, delivery, results))
+    reply = make_reply(503 if transient else 200, False, message, delivery, results)
+    return _finish(delivery, status, _pass_retry_after(reply, retry_after))
 
 
 def _finish(delivery, status, reply):

@@ -13,11 +13,22 @@ import json
 import secrets
 import threading
 import time
+import unicodedata
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 CLIENT_ID = "lms-bridge-client"
 CLIENT_SECRET = "lms-bridge-client-secret-0123"
+
+
+def collation_key(text):
+    """
+    How MySQL's utf8mb4_unicode_ci / utf8mb3_general_ci compare text: case,
+    accents and letter width ignored (``ada@exämple.com`` = ``ADA@ｅxample.com``
+    = ``ada@example.com``), as the real LMS's lookups and unique indexes do.
+    """
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(char for char in decomposed if not unicodedata.combining(char)).lower()
 
 
 class FakeOpenEdx:
@@ -27,16 +38,19 @@ class FakeOpenEdx:
         self.lock = threading.Lock()
         self.token_lifetime = token_lifetime
         self.tokens = {}
-        self.accounts = {}      # lower-case email -> {"username", "email", "is_active"}
+        self.accounts = {}      # username -> {"username", "email", "is_active"}
         self.courses = {}       # course id -> [mode slugs]
         self.enrollments = {}   # (username, course id) -> {"mode", "is_active"}
-        self.allowances = {}    # (lower-case email, course id) -> {"email", "course_id", "auto_enroll"}
+        self.allowances = {}    # (collation key of the email, course id) -> {"email", "course_id", "auto_enroll"}
         self.calls = []         # (method, path) of every API call
         self.token_requests = 0
         self.staff = True
         self.failures = []      # statuses to answer next, in order (e.g. [503, 503])
         self.throttle = None    # (count, retry_after): answer 429 to the next ``count`` calls
         self.delay = 0.0
+        # Several accounts matching an ?email= lookup: "500" (what the LMS's code does) or "list" (all of them).
+        self.several_accounts = "500"
+        self.fail_paths = {}    # path prefix -> status answered to every call there (e.g. a 500 for one learner)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -47,8 +61,12 @@ class FakeOpenEdx:
         self.server.server_close()
 
     def add_account(self, email, active=True, username=None):
-        self.accounts[email.lower()] = {"username": username or email.split("@")[0].replace(".", "_"),
-                                        "email": email, "is_active": active}
+        username = username or email.split("@")[0].replace(".", "_")
+        self.accounts[username] = {"username": username, "email": email, "is_active": active}
+
+    def add_allowance(self, email, course_id, auto_enroll=True):
+        self.allowances[(collation_key(email), course_id)] = {"email": email, "course_id": course_id,
+                                                             "auto_enroll": auto_enroll, "user": None}
 
     def add_course(self, course_id, modes=("audit", "verified")):
         self.courses[course_id] = list(modes)
@@ -109,6 +127,9 @@ class FakeOpenEdx:
                                           {"Retry-After": str(fake.throttle[1])})
                     if fake.failures:
                         return self.reply(fake.failures.pop(0), {"detail": "injected failure"})
+                    for prefix, status in fake.fail_paths.items():
+                        if self.path.startswith(prefix):
+                            return self.reply(status, {"detail": "injected failure"})
                     if not self.authorized():
                         return self.reply(401, {"error_code": "token_nonexistent"})
                     data = json.loads(raw) if raw else {}
@@ -132,8 +153,11 @@ class FakeOpenEdx:
                 if path == "/api/user/v1/accounts" and method == "GET":
                     if not fake.staff:
                         return self.reply(403, {"detail": "You do not have permission."})
-                    account = fake.accounts.get(query.get("email", [""])[0].lower())
-                    return self.reply(200, [account]) if account else self.reply(404)
+                    wanted = collation_key(query.get("email", [""])[0])
+                    found = [a for a in fake.accounts.values() if collation_key(a["email"]) == wanted]
+                    if len(found) > 1 and fake.several_accounts == "500":
+                        return self.reply(500, {"detail": "MultipleObjectsReturned"})
+                    return self.reply(200, found) if found else self.reply(404)
                 if path.startswith("/api/enrollment/v1/course/") and method == "GET":
                     course_id = unquote(path[len("/api/enrollment/v1/course/"):])
                     if course_id not in fake.courses:
@@ -177,14 +201,14 @@ class FakeOpenEdx:
 
             def allowance(self, method, query, data):
                 if method == "GET":
-                    email = query.get("email", [""])[0].lower()
+                    email = collation_key(query.get("email", [""])[0])
                     return self.reply(200, [a for (e, _), a in fake.allowances.items() if e == email])
-                key = ((data.get("email") or "").lower(), data.get("course_id"))
+                key = (collation_key(data.get("email") or ""), data.get("course_id"))
                 if method == "POST":
                     if key in fake.allowances:
                         return self.reply(409, {"message": "An enrollment allowed with those values already exists."})
                     fake.allowances[key] = {"email": data["email"], "course_id": data["course_id"],
-                                            "auto_enroll": bool(data.get("auto_enroll"))}
+                                            "auto_enroll": bool(data.get("auto_enroll")), "user": None}
                     return self.reply(201, fake.allowances[key])
                 if key in fake.allowances:
                     del fake.allowances[key]

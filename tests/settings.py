@@ -21,6 +21,9 @@ LMS_BRIDGE_SOURCES = {
     "legacy": {"SCHEME": "lernito", "SECRETS": [TEST_LEGACY_SECRET]},
     "closed": {"SCHEME": "standard-webhooks", "SECRETS": []},
     "limited": {"SCHEME": "standard-webhooks", "SECRETS": [TEST_SECRET], "THROTTLE_RATE": "3/min"},
+    # A shop that sells only the OpenedX org's courses and never unenrolls.
+    "scoped": {"SCHEME": "standard-webhooks", "SECRETS": [TEST_SECRET], "COURSES": r"course-v1:OpenedX\+",
+               "ACTIONS": ["enroll"]},
 }
 
 # MariaDB when tests/tools/mariadb.py runs the suite (make test does): the
@@ -38,3 +41,7 @@ if os.environ.get("LMS_BRIDGE_TEST_MYSQL_PORT"):
         "OPTIONS": {"charset": "utf8mb4"},
         "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
     }
+    if os.environ.get("LMS_BRIDGE_TEST_MYSQL_CHARSET") == "utf8mb3":
+        # An install from before Tutor's move to utf8mb4: the database (so every
+        # table lms_bridge creates) is utf8mb3, while the connection is utf8mb4.
+        DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb3", "COLLATION": "utf8mb3_general_ci"}  # noqa: F405

@@ -98,3 +98,46 @@ def test_one_token_for_100_deliveries(client, courses, site_a):
     assert site_a.token_requests == 1
     # Per delivery: account, enrollment read, enrollment write; the course lookup is cached for a minute.
     assert len(site_a.calls) == 100 * 3 + 1
+
+
+def test_answers_never_name_the_remote_site(client, courses, ada, site_a):
+    """
+    Expected behavior: a site that is down, and a service user that is not
+    staff, give the sender 503 with Retry-After and a reply that never names
+    the site's URL; the operator gets an ERROR log line and the audit row the
+    full story.
+    """
+    from lms_bridge.models import EnrollmentOperation  # pylint: disable=import-outside-toplevel
+
+    payload = {"email": "ada@example.com", "courseIds": [ORG_A_COURSE]}
+    site_a.failures = [503] * 4
+    down = post_webhook(client, payload)
+    assert down.status_code == 503 and site_a.url.encode() not in down.content
+    site_a.failures = []
+    site_a.staff = False
+    site_a.courses["course-v1:OrgA+Other+2026"] = ["audit"]
+    misconfigured = post_webhook(client, payload)
+    assert misconfigured.status_code == 503, misconfigured.content
+    assert misconfigured.headers["Retry-After"]
+    assert site_a.url.encode() not in misconfigured.content
+    assert misconfigured.json()["results"][0]["outcome"] == "retry"
+    operation = EnrollmentOperation.objects.filter(outcome="retry").last()
+    assert "global staff" in operation.error and site_a.url in operation.error
+
+
+def test_a_long_retry_after_reaches_the_sender(client, courses, ada, site_a):
+    """Expected behavior: the LMS's Retry-After of 120 s (past the retry budget) is the sender's Retry-After."""
+    site_a.throttle = (10, 120)
+    response = post_webhook(client, {"email": "ada@example.com", "courseIds": [ORG_A_COURSE]})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "120"
+
+
+def test_case_twins_on_site_a_fail_that_pair_for_good(client, courses, ada, site_a):
+    """Expected behavior: the LMS answering 500 for one learner fails that pair (200, success false), not 503 for ever."""
+    site_a.add_account("Twin@example.com", username="twin1")
+    site_a.add_account("TWIN@example.com", username="twin2")
+    response = post_webhook(client, {"email": "twin@example.com", "courseIds": [ORG_A_COURSE, DEMO_COURSE]})
+    assert response.status_code == 200, response.content
+    outcomes = [result["outcome"] for result in response.json()["results"]]
+    assert outcomes == ["failed", "allowed"]

@@ -405,3 +405,29 @@ def test_audit_row_survives_an_error_under_atomic_requests(courses, ada, scripte
     scripted.EXISTS_SCRIPT.clear()
     assert post_webhook(client, payload(), event_id="msg_crash").status_code == 200
     assert enrollment_of(ada, DEMO_COURSE) == ("audit", True)
+
+
+class TestScopedSources:
+    """COURSES and ACTIONS: what a source (and so a leaked secret) can do."""
+
+    def test_a_course_outside_the_scope_is_400_with_nothing_done(self, client, courses, ada):
+        """Expected behavior: one out-of-scope course among allowed ones -> 400 naming it, and no enrollment at all."""
+        response = post_webhook(client, payload(courseIds=[BRIDGE_COURSE, DEMO_COURSE]), source="scoped")
+        assert response.status_code == 400, response.content
+        assert response.json()["message"] == f"Course {DEMO_COURSE} is outside the scope of source 'scoped'"
+        assert [r["courseId"] for r in response.json()["results"]] == [DEMO_COURSE]
+        assert enrollment_of(ada, BRIDGE_COURSE) == (None, None)
+        assert EnrollmentOperation.objects.count() == 0
+
+    def test_a_course_in_scope_is_enrolled(self, client, courses, ada):
+        """Expected behavior: the scope's courses are processed as usual."""
+        response = post_webhook(client, payload(courseIds=[BRIDGE_COURSE]), source="scoped")
+        assert response.status_code == 200 and enrollment_of(ada, BRIDGE_COURSE) == ("audit", True)
+
+    def test_a_forbidden_action_is_400(self, client, courses, ada):
+        """Expected behavior: a source limited to enroll cannot unenroll: 400 naming the action, nothing done."""
+        post_webhook(client, payload(courseIds=[BRIDGE_COURSE]), source="scoped")
+        response = post_webhook(client, payload(courseIds=[BRIDGE_COURSE], action="unenroll"), source="scoped")
+        assert response.status_code == 400
+        assert response.json()["message"] == "Source 'scoped' may not unenroll learners"
+        assert enrollment_of(ada, BRIDGE_COURSE) == ("audit", True)

@@ -15,15 +15,95 @@ from lms_bridge.models import Outcome
 
 
 class BackendError(Exception):
-    """A permanent failure for one course: retrying the same request will not help."""
+    """
+    A permanent failure for one course: retrying the same request will not help.
+
+    Arguments:
+        detail (str): what the sender is told (never an internal URL or secret).
+        internal (str): the full story for support staff (the audit row's
+            ``error``); defaults to ``detail``.
+    """
+
+    def __init__(self, detail, internal=None):
+        super().__init__(internal or detail)
+        self.detail = detail
 
 
 class TransientBackendError(BackendError):
-    """A failure that a later retry may not meet (LMS down, timeout, lock wait...)."""
+    """
+    A failure that a later retry may not meet (LMS down, timeout, lock wait...).
+
+    Arguments:
+        retry_after (int | None): seconds the LMS asked to wait (its ``Retry-After``), passed on to the sender.
+    """
+
+    def __init__(self, detail, internal=None, retry_after=None):
+        super().__init__(detail, internal)
+        self.retry_after = retry_after
 
 
-class BackendConfigurationError(BackendError):
-    """The backend is misconfigured (missing permission, bad credentials...); an operator must act."""
+class BackendConfigurationError(TransientBackendError):
+    """
+    The backend is misconfigured (missing permission, bad credentials...): an
+    operator must act, and the delivery will succeed once they have, so it is
+    transient for the sender (503) and an error in the operator's log.
+    """
+
+    def __init__(self, internal):
+        super().__init__("The LMS that handles this course is misconfigured; support has been alerted. Retry later.",
+                         internal)
+
+
+class AmbiguousAccountError(BackendError):
+    """Several accounts have the delivery's email (differing only in case): a person must choose."""
+
+
+LOOKALIKE_ACCOUNT = (
+    "An account exists whose email differs from this one by more than letter case (accents or letter width); "
+    "nothing was done, so as not to act on the wrong learner"
+)
+LOOKALIKE_ALLOWANCE = (
+    "An enrollment allowance exists for an email that differs from this one by more than letter case "
+    "(accents or letter width), and the LMS's database cannot hold both; nothing was done"
+)
+SEVERAL_ACCOUNTS = "Several accounts match this email; enroll the learner by hand"
+
+
+def same_email(first, second):
+    """
+    Whether two emails are the same learner: equal, ignoring letter case only.
+
+    MySQL's collations (what Open edX runs) also ignore accents and letter
+    width, so a database lookup may return ``ada@example.com`` for
+    ``ada@exämple.com``: every lookup is checked with this afterwards.
+    """
+    return isinstance(first, str) and isinstance(second, str) and first.lower() == second.lower()
+
+
+def pick_account(accounts, email, email_of):
+    """
+    Choose the account of ``email`` among what a (collation-blind) lookup returned.
+
+    Arguments:
+        accounts (list): the candidates.
+        email (str): the delivery's email.
+        email_of (callable): an account -> its email.
+
+    Returns:
+        tuple: (the account or None, whether a lookalike account was seen).
+
+    Raises:
+        AmbiguousAccountError: several accounts have this email (differing
+            only in case) and none matches exactly.
+    """
+    same = [account for account in accounts if same_email(email_of(account), email)]
+    lookalike = len(same) < len(accounts)
+    if len(same) <= 1:
+        return (same[0] if same else None), lookalike
+    exact = [account for account in same if email_of(account) == email]
+    if len(exact) == 1:
+        return exact[0], lookalike
+    raise AmbiguousAccountError(SEVERAL_ACCOUNTS)
 
 
 @dataclass(frozen=True)
@@ -51,11 +131,19 @@ class Learner:
 
 @dataclass(frozen=True)
 class OperationContext:
-    """Where an operation comes from, for the LMS's own audit records."""
+    """
+    Where an operation comes from (for the LMS's own audit records), and the source's policy.
+
+    Attributes:
+        force_enrollment (bool): the source's ``FORCE_ENROLLMENT``: enroll
+            even into a course whose enrollment is closed, that is full or
+            invite-only (otherwise such a pair is ``refused``).
+    """
 
     source: str
     delivery: str
     event_id: str = ""
+    force_enrollment: bool = False
 
     @property
     def reason(self):

@@ -20,7 +20,18 @@ from django.db import IntegrityError, transaction
 
 from lms_bridge.models import Outcome
 
-from .base import BackendError, EnrollmentBackend, EnrollmentResult, EnrollmentState, allowance_detail
+from .base import (
+    LOOKALIKE_ACCOUNT,
+    LOOKALIKE_ALLOWANCE,
+    AmbiguousAccountError,
+    BackendError,
+    EnrollmentBackend,
+    EnrollmentResult,
+    EnrollmentState,
+    allowance_detail,
+    pick_account,
+    same_email,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +76,8 @@ class OpenEdxBackend(EnrollmentBackend):
 
     def get_enrollment(self, email, course_key):
         platform = _platform()
-        user = self._find_user(email)
-        allowed = platform.student.CourseEnrollmentAllowed.objects.filter(
-            email__iexact=email, course_id=course_key,
-        ).exists()
+        user, _ = self._find_user(email)
+        allowed = bool(self._allowances(platform, email, course_key)[0])
         if user is None:
             return EnrollmentState(allowed=allowed)
         mode, is_active = platform.student.CourseEnrollment.enrollment_mode_for_user(user, course_key)
@@ -88,12 +97,15 @@ class OpenEdxBackend(EnrollmentBackend):
             # enrollment. Emails without an account are serialized by the
             # unique (email, course) index of the allowances instead.
             try:
-                user = self._find_user(learner.email, lock=True)
-            except BackendError as exc:
+                user, lookalike = self._find_user(learner.email, lock=True)
+            except AmbiguousAccountError as exc:
                 # Answered, not raised: raising would doom the caller's transaction.
-                return EnrollmentResult(Outcome.REFUSED, detail=str(exc))
+                return EnrollmentResult(Outcome.REFUSED, detail=exc.detail)
             if not active:
                 return self._unenroll(platform, user, learner.email, course_key, reason)
+            if user is None and lookalike:
+                # On MySQL that account would also take this email's allowance on activation.
+                return EnrollmentResult(Outcome.REFUSED, detail=LOOKALIKE_ACCOUNT)
             if user is None or not user.is_active:
                 return self._allow(platform, learner.email, course_key, mode, reason)
             return self._enroll(platform, user, course_key, mode, reason)
@@ -101,21 +113,35 @@ class OpenEdxBackend(EnrollmentBackend):
     @staticmethod
     def _find_user(email, lock=False):
         """
-        Find the account of an email, case-insensitively (and lock it, with ``lock``).
+        Find the account of an email, ignoring letter case only (and lock it, with ``lock``).
 
-        An exact match wins; several accounts differing only in case (old
-        data on a case-sensitive database) are ambiguous and refused.
+        ``iexact`` follows the column's collation: on MySQL it also matches
+        emails that differ in accents or letter width, so the rows are
+        checked in Python (``pick_account``): an exact match wins; several
+        accounts differing only in case are ambiguous and refused.
+
+        Returns:
+            tuple: (the user or None, whether a lookalike account exists).
+
+        Raises:
+            AmbiguousAccountError: several accounts have this email.
         """
         users = get_user_model().objects.filter(email__iexact=email)
         if lock:
             users = users.select_for_update()
-        users = list(users[:5])
-        if len(users) <= 1:
-            return users[0] if users else None
-        exact = [user for user in users if user.email == email]
-        if len(exact) == 1:
-            return exact[0]
-        raise BackendError("Several accounts match this email; enroll the learner by hand")
+        return pick_account(list(users[:10]), email, lambda user: user.email)
+
+    @staticmethod
+    def _allowances(platform, email, course_key):
+        """
+        The email's allowances for the course, and the lookalike ones (see ``_find_user``).
+
+        Returns:
+            tuple[list, list]: (allowances of this email, allowances of lookalike emails).
+        """
+        rows = list(platform.student.CourseEnrollmentAllowed.objects.filter(email__iexact=email, course_id=course_key))
+        return [row for row in rows if same_email(row.email, email)], [row for row in rows if not same_email(
+            row.email, email)]
 
     @staticmethod
     def _audit(platform, email, transition, reason, enrollment=None):
@@ -154,7 +180,10 @@ class OpenEdxBackend(EnrollmentBackend):
         if student.is_email_retired(email):
             return EnrollmentResult(Outcome.REFUSED, detail="This email belongs to a retired account")
         detail = allowance_detail(mode)
-        allowed = student.CourseEnrollmentAllowed.objects.filter(email__iexact=email, course_id=course_key).first()
+        same, lookalikes = self._allowances(platform, email, course_key)
+        if not same and lookalikes:
+            return EnrollmentResult(Outcome.REFUSED, detail=LOOKALIKE_ALLOWANCE)
+        allowed = next((row for row in same if row.email == email), same[0] if same else None)
         if allowed is not None:
             if allowed.auto_enroll:
                 return EnrollmentResult(Outcome.ALREADY_ALLOWED, detail=detail)
@@ -185,8 +214,12 @@ class OpenEdxBackend(EnrollmentBackend):
                 enrollment = student.CourseEnrollment.get_enrollment(user, course_key)
                 self._audit(platform, user.email, student.ENROLLED_TO_UNENROLLED, reason, enrollment)
                 unenrolled = True
-        # The allowance goes too, or activating the account would enroll the learner again.
-        removed, _ = student.CourseEnrollmentAllowed.objects.filter(email__iexact=email, course_id=course_key).delete()
+        # The allowance goes too, or activating the account would enroll the learner again;
+        # only this email's, never a lookalike's.
+        same, _ = self._allowances(platform, email, course_key)
+        removed = 0
+        if same:
+            removed, _ = student.CourseEnrollmentAllowed.objects.filter(pk__in=[row.pk for row in same]).delete()
         if unenrolled:
             return EnrollmentResult(Outcome.UNENROLLED)
         if removed:

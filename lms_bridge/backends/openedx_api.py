@@ -12,8 +12,13 @@ Options:
     MAX_ATTEMPTS (int): tries per call on connection errors, 429 and 5xx (default 4).
     MAX_RETRY_SECONDS (float): bound on the total waiting of one call's retries (default 20).
     BACKOFF_SECONDS (float): first backoff, doubled each retry, with jitter (default 0.5).
-    FORCE_ENROLLMENT (bool): send ``force_enrollment`` (enroll past enrollment end; default False).
     INCLUDE_EXPIRED_MODES (bool): accept modes past their upgrade deadline (default False).
+
+Whether to force enrollments is the source's policy (``FORCE_ENROLLMENT``),
+not the backend's: it arrives in the operation context.
+
+What the sender is told never names the site's base URL (it may be an
+internal address); the audit row's ``error`` keeps the full story.
 """
 import logging
 import random
@@ -28,6 +33,9 @@ from edx_rest_api_client.client import get_oauth_access_token
 from lms_bridge.models import Outcome
 
 from .base import (
+    LOOKALIKE_ACCOUNT,
+    LOOKALIKE_ALLOWANCE,
+    AmbiguousAccountError,
     BackendConfigurationError,
     BackendError,
     EnrollmentBackend,
@@ -35,6 +43,8 @@ from .base import (
     EnrollmentState,
     TransientBackendError,
     allowance_detail,
+    pick_account,
+    same_email,
 )
 
 log = logging.getLogger(__name__)
@@ -42,7 +52,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = (3.05, 10.0)
 TOKEN_MARGIN_SECONDS = 60
 COURSE_CACHE_SECONDS = 60
-MAX_RETRY_AFTER_SECONDS = 30
+ALLOWANCES_PATH = "/api/enrollment/v1/enrollment_allowed/"  # the trailing slash is required
 
 
 class OpenEdxApiBackend(EnrollmentBackend):
@@ -73,6 +83,9 @@ class OpenEdxApiBackend(EnrollmentBackend):
         for key in ("CLIENT_ID", "CLIENT_SECRET"):
             if not isinstance(configuration.options.get(key), str) or not configuration.options.get(key):
                 problems.append(f"OPTIONS['{key}'] is required (an OAuth2 client-credentials application)")
+        if "FORCE_ENROLLMENT" in configuration.options:
+            problems.append("OPTIONS['FORCE_ENROLLMENT'] is no longer a backend option: set FORCE_ENROLLMENT "
+                            "on the sources whose deliveries may force enrollments")
         return problems
 
     # Authentication
@@ -94,9 +107,13 @@ class OpenEdxApiBackend(EnrollmentBackend):
                             f"{self.base_url} refused the OAuth2 client credentials (HTTP {status}): "
                             "check CLIENT_ID and CLIENT_SECRET",
                         ) from None
-                    raise TransientBackendError(f"{self.base_url} could not issue a token (HTTP {status})") from None
+                    raise TransientBackendError(
+                        f"The LMS could not issue a token (HTTP {status}); retry later",
+                        f"{self.base_url} could not issue a token (HTTP {status})",
+                    ) from None
                 except requests.RequestException as exc:
                     raise TransientBackendError(
+                        f"The LMS could not issue a token ({type(exc).__name__}); retry later",
                         f"{self.base_url} could not issue a token ({type(exc).__name__})",
                     ) from None
                 lifetime = (expires_at - datetime.now(UTC).replace(tzinfo=None)).total_seconds()
@@ -107,27 +124,31 @@ class OpenEdxApiBackend(EnrollmentBackend):
 
     # HTTP with retries
 
-    def _backoff(self, attempt, response=None):
-        """Seconds to wait before the next try: Retry-After when the site says, else exponential with jitter."""
-        if response is not None:
-            retry_after = response.headers.get("Retry-After", "")
-            if retry_after.strip().isdigit():
-                return min(float(retry_after), MAX_RETRY_AFTER_SECONDS)
-        return self.backoff_seconds * (2 ** (attempt - 1)) * (0.5 + random.random())
+    @staticmethod
+    def _retry_after(response):
+        """The seconds of a reply's ``Retry-After`` (the delay form), or None."""
+        value = response.headers.get("Retry-After", "").strip() if response is not None else ""
+        return int(value) if value.isdigit() else None
 
-    def _call(self, method, path, what, params=None, json=None):
+    def _call(self, method, path, what, params=None, json=None):  # pylint: disable=too-many-branches
         """
         One API call, retried on connection errors, timeouts, 429 and 5xx (bounded), refreshing the token once on 401.
+
+        Retries wait what the site's ``Retry-After`` says, else an exponential
+        backoff with jitter. A wait longer than what is left of the retry
+        budget is not slept: the call fails at once as transient, carrying the
+        site's ``Retry-After`` for the sender.
 
         Returns:
             requests.Response: any other answer, for the caller to read.
 
         Raises:
             TransientBackendError: the site did not answer usefully within the retry bounds.
+            BackendError: the site kept answering 500 (an internal error for this request, not an outage).
             BackendConfigurationError: the service user lacks a permission, or its token is refused.
         """
         started = time.monotonic()
-        attempt, refreshed = 0, False
+        attempt, refreshed, statuses = 0, False, []
         while True:
             attempt += 1
             response = None
@@ -141,6 +162,7 @@ class OpenEdxApiBackend(EnrollmentBackend):
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 # The connection failed or broke mid-reply: worth another try.
                 reason = type(exc).__name__
+            statuses.append(response.status_code if response is not None else None)
             if response is not None:
                 if response.status_code == 401 and not refreshed:
                     refreshed = True
@@ -156,11 +178,29 @@ class OpenEdxApiBackend(EnrollmentBackend):
                     )
                 if response.status_code != 429 and response.status_code < 500:
                     return response
-            wait = self._backoff(attempt, response)
+            retry_after = self._retry_after(response)
+            wait = retry_after if retry_after is not None else (
+                self.backoff_seconds * (2 ** (attempt - 1)) * (0.5 + random.random()))
             if attempt >= self.max_attempts or time.monotonic() - started + wait > self.max_retry_seconds:
-                raise TransientBackendError(f"{what}: {self.base_url} did not answer ({reason}) after {attempt} tries")
+                self._give_up(what, reason, attempt, statuses, retry_after)
             log.warning("lms_bridge %s: %s answered %s; retrying in %.1f s", what, self.base_url, reason, wait)
             time.sleep(wait)
+
+    def _give_up(self, what, reason, attempt, statuses, retry_after):
+        """Raise the failure of a call whose retries are spent (see ``_call``)."""
+        internal = f"{what}: {self.base_url} did not answer usefully ({reason}) after {attempt} tries"
+        if all(status == 500 for status in statuses):
+            # An outage looks like refused connections, timeouts, 502-504 or 429;
+            # a 500 to every try is this request breaking the LMS (two accounts
+            # whose emails differ only in case make Open edX's account lookup do
+            # that): retrying for ever would not help.
+            raise BackendError(
+                f"{what}: the LMS answered 500 (an internal error) to each of {attempt} tries; support must look "
+                "at this learner's account (two accounts sharing this email in different letter case cause this)",
+                internal,
+            )
+        raise TransientBackendError(f"{what}: the LMS did not answer ({reason}) after {attempt} tries; retry later",
+                                    internal, retry_after=retry_after)
 
     @staticmethod
     def _message(response):
@@ -177,7 +217,9 @@ class OpenEdxApiBackend(EnrollmentBackend):
 
     def _error(self, what, response):
         """The permanent failure of an unexpected answer, with the site's own message."""
-        return BackendError(f"{what}: {self.base_url} answered {response.status_code}: {self._message(response)}")
+        message = self._message(response)
+        return BackendError(f"{what}: the LMS answered {response.status_code}: {message}",
+                            f"{what}: {self.base_url} answered {response.status_code}: {message}")
 
     # Reads
 
@@ -200,15 +242,35 @@ class OpenEdxApiBackend(EnrollmentBackend):
         return details
 
     def _account(self, email):
-        """The account with this email (the site matches it case-insensitively), or None."""
+        """
+        The account with this email, ignoring letter case only.
+
+        The site's lookup follows its database's collation (accents and letter
+        width ignored on MySQL), so what it returns is checked here.
+
+        Returns:
+            tuple: (the account dict or None, whether a lookalike account was returned).
+
+        Raises:
+            AmbiguousAccountError: several accounts have this email.
+        """
         response = self._call("GET", "/api/user/v1/accounts", "account lookup", params={"email": email})
         if response.status_code == 404:
-            return None
+            return None, False
         if response.status_code != 200:
             raise self._error("account lookup", response)
         accounts = response.json()
-        accounts = accounts if isinstance(accounts, list) else [accounts]
-        return accounts[0] if accounts else None
+        accounts = [item for item in (accounts if isinstance(accounts, list) else [accounts]) if isinstance(item, dict)]
+        return pick_account(accounts, email, lambda account: account.get("email"))
+
+    def _allowance_rows(self, email, course_key):
+        """This email's allowances for the course (lookalike emails' rows filtered out), and whether any was seen."""
+        response = self._call("GET", ALLOWANCES_PATH, "allowance lookup", params={"email": email})
+        if response.status_code != 200:
+            raise self._error("allowance lookup", response)
+        rows = [row for row in response.json() if isinstance(row, dict) and str(row.get("course_id")) == str(
+            course_key)]
+        return [row for row in rows if same_email(row.get("email"), email)], bool(rows)
 
     def _enrollment(self, username, course_key):
         """The account's enrollment in the course, or None (the site answers 200 with an empty body then)."""
@@ -226,12 +288,8 @@ class OpenEdxApiBackend(EnrollmentBackend):
         return mode in {course_mode.get("slug") for course_mode in details.get("course_modes", [])}
 
     def get_enrollment(self, email, course_key):
-        account = self._account(email)
-        response = self._call("GET", "/api/enrollment/v1/enrollment_allowed/", "allowance lookup",
-                              params={"email": email})
-        if response.status_code != 200:
-            raise self._error("allowance lookup", response)
-        allowed = any(str(item.get("course_id")) == str(course_key) for item in response.json())
+        account, _ = self._account(email)
+        allowed = bool(self._allowance_rows(email, course_key)[0])
         if account is None:
             return EnrollmentState(allowed=allowed)
         enrollment = self._enrollment(account["username"], course_key)
@@ -244,18 +302,24 @@ class OpenEdxApiBackend(EnrollmentBackend):
     # Writes
 
     def set_enrollment(self, learner, course_key, active=True, mode=None, context=None):
-        account = self._account(learner.email)
+        try:
+            account, lookalike = self._account(learner.email)
+        except AmbiguousAccountError as exc:
+            return EnrollmentResult(Outcome.REFUSED, detail=exc.detail)
+        force = bool(context and context.force_enrollment)
         if not active:
             return self._unenroll(account, learner.email, course_key)
+        if account is None and lookalike:
+            return EnrollmentResult(Outcome.REFUSED, detail=LOOKALIKE_ACCOUNT)
         if account is None or not account.get("is_active"):
             return self._allow(learner.email, course_key, mode)
-        return self._enroll(account, course_key, mode)
+        return self._enroll(account, course_key, mode, force)
 
-    def _post_enrollment(self, username, course_key, mode, is_active):
+    def _post_enrollment(self, username, course_key, mode, is_active, force=False):
         """Create or change an enrollment, always naming the mode."""
         body = {"user": username, "mode": mode, "is_active": is_active,
                 "course_details": {"course_id": str(course_key)}}
-        if self.configuration.options.get("FORCE_ENROLLMENT"):
+        if force:
             body["force_enrollment"] = True
         # No trailing slash: with one, this endpoint is a 404.
         response = self._call("POST", "/api/enrollment/v1/enrollment", "enrollment", json=body)
@@ -268,33 +332,58 @@ class OpenEdxApiBackend(EnrollmentBackend):
         slugs = {m.get("slug") for m in (self._course(course_key) or {}).get("course_modes", [])}
         return "honor" if "audit" not in slugs and "honor" in slugs else "audit"
 
-    def _enroll(self, account, course_key, mode):
+    def _enroll(self, account, course_key, mode, force):
         """Enroll an active account, keeping its mode unless another is asked for."""
         current = self._enrollment(account["username"], course_key)
         if current and current.get("is_active") and (mode is None or mode == current.get("mode")):
             return EnrollmentResult(Outcome.ALREADY_ENROLLED, mode=current.get("mode"))
         # Always send the mode meant: without one the LMS re-activates in the default mode.
         target = mode or (current or {}).get("mode") or self._default_mode(course_key)
-        enrollment = self._post_enrollment(account["username"], course_key, target, True)
+        enrollment = self._post_enrollment(account["username"], course_key, target, True, force)
         if current and current.get("is_active"):
             return EnrollmentResult(Outcome.MODE_CHANGED, detail=f"Mode changed from {current.get('mode')} to {target}",
                                     mode=enrollment.get("mode", target))
         return EnrollmentResult(Outcome.ENROLLED, mode=enrollment.get("mode", target))
 
+    def _post_allowance(self, email, course_key):
+        return self._call("POST", ALLOWANCES_PATH, "allowance",
+                          json={"email": email, "course_id": str(course_key), "auto_enroll": True})
+
     def _allow(self, email, course_key, mode):
-        """Create (or confirm: 409) an auto-enroll allowance."""
-        # Trailing slash required: without it a redirect drops the body.
-        response = self._call("POST", "/api/enrollment/v1/enrollment_allowed/", "allowance",
-                              json={"email": email, "course_id": str(course_key), "auto_enroll": True})
+        """
+        Create (or confirm) an auto-enroll allowance, ending as the in-process backend does.
+
+        The site answers 409 for an existing row and never updates it: a row
+        staff created without ``auto_enroll`` would never enroll the learner,
+        so it is replaced by one that does.
+        """
         detail = allowance_detail(mode)
+        response = self._post_allowance(email, course_key)
         if response.status_code == 409:
-            return EnrollmentResult(Outcome.ALREADY_ALLOWED, detail=detail)
+            same, _ = self._allowance_rows(email, course_key)
+            if not same:
+                # The site's unique index treats a lookalike email as this one.
+                return EnrollmentResult(Outcome.REFUSED, detail=LOOKALIKE_ALLOWANCE)
+            if any(row.get("auto_enroll") for row in same):
+                return EnrollmentResult(Outcome.ALREADY_ALLOWED, detail=detail)
+            self._delete_allowance(same[0]["email"], course_key)
+            response = self._post_allowance(email, course_key)
+            if response.status_code == 409:
+                return EnrollmentResult(Outcome.ALREADY_ALLOWED, detail=detail)
         if response.status_code not in (200, 201):
             raise self._error("allowance", response)
         return EnrollmentResult(Outcome.ALLOWED, detail=detail)
 
+    def _delete_allowance(self, exact_email, course_key):
+        """Delete one allowance, named by the email exactly as the site stores it."""
+        response = self._call("DELETE", ALLOWANCES_PATH, "allowance removal",
+                              json={"email": exact_email, "course_id": str(course_key)})
+        if response.status_code not in (200, 204, 404):
+            raise self._error("allowance removal", response)
+        return response.status_code != 404
+
     def _unenroll(self, account, email, course_key):
-        """Deactivate the enrollment (in its own mode) and remove the allowance."""
+        """Deactivate the enrollment (in its own mode) and remove this email's allowance (never a lookalike's)."""
         unenrolled = False
         if account is not None:
             current = self._enrollment(account["username"], course_key)
@@ -302,13 +391,11 @@ class OpenEdxApiBackend(EnrollmentBackend):
                 # The current mode, or the LMS answers "Enrollment mode mismatch".
                 self._post_enrollment(account["username"], course_key, current.get("mode"), False)
                 unenrolled = True
-        response = self._call("DELETE", "/api/enrollment/v1/enrollment_allowed/", "allowance removal",
-                              json={"email": email, "course_id": str(course_key)})
-        if response.status_code not in (200, 204, 404):
-            raise self._error("allowance removal", response)
+        same, _ = self._allowance_rows(email, course_key)
+        removed = any([self._delete_allowance(row["email"], course_key) for row in same])
         if unenrolled:
             return EnrollmentResult(Outcome.UNENROLLED)
-        if response.status_code != 404:
+        if removed:
             return EnrollmentResult(Outcome.UNENROLLED, detail="Enrollment allowance removed")
         return EnrollmentResult(Outcome.NOT_ENROLLED)
 

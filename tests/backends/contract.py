@@ -21,9 +21,19 @@ CONTEXT = OperationContext(source="contract", delivery="00000000-0000-0000-0000-
 
 
 class BackendContract:
-    """Inherit, and define ``backend`` (a fixture), ``create_account`` and ``create_course``."""
+    """
+    Inherit, and define ``backend`` (a fixture), ``create_account`` and ``create_course``.
 
-    def create_account(self, email, active=True):
+    ``lms_confuses(a, b)``: whether the LMS's lookups take email ``a`` for ``b``
+    (MySQL's collations ignore accents, and utf8mb4_unicode_ci letter width too;
+    SQLite ignores neither, and a lookalike email is then simply another learner).
+    """
+
+    def lms_confuses(self, email, other):
+        """Whether the LMS's own lookups match ``email`` to ``other``."""
+        raise NotImplementedError
+
+    def create_account(self, email, active=True, username=None):
         """Create an LMS account with this email."""
         raise NotImplementedError
 
@@ -126,3 +136,42 @@ class BackendContract:
     def test_unenroll_unknown_is_a_no_op(self, backend, course):
         """Expected behavior: nothing to undo -> not_enrolled."""
         assert self.unenroll(backend, "nobody@example.com", course).outcome == Outcome.NOT_ENROLLED
+
+    @pytest.mark.parametrize("lookalike", ["ada@exämple.com", "ada@ｅxample.com"])
+    def test_a_lookalike_email_never_enrolls_the_learner(self, backend, course, lookalike):
+        """
+        Expected behavior: an email differing from an account's in accents or
+        letter width never enrolls that account (refused where the LMS's
+        lookups would confuse them), and its unenroll never removes them.
+        """
+        self.create_account("ada@example.com")
+        result = self.enroll(backend, lookalike, course)
+        confused = self.lms_confuses(lookalike, "ada@example.com")
+        assert result.outcome == (Outcome.REFUSED if confused else Outcome.ALLOWED)
+        assert backend.get_enrollment("ada@example.com", course).is_active is None
+        self.enroll(backend, "ada@example.com", course)
+        assert self.unenroll(backend, lookalike, course).outcome in (Outcome.NOT_ENROLLED, Outcome.UNENROLLED)
+        assert backend.get_enrollment("ada@example.com", course).is_active is True
+
+    def test_a_lookalike_email_never_touches_another_allowance(self, backend, course):
+        """Expected behavior: unenrolling a lookalike email keeps the other email's allowance."""
+        self.enroll(backend, "nobody@example.com", course)
+        assert self.unenroll(backend, "nobody@exämple.com", course).outcome == Outcome.NOT_ENROLLED
+        assert backend.get_enrollment("nobody@example.com", course).allowed is True
+        result = self.enroll(backend, "nobody@exämple.com", course)
+        confused = self.lms_confuses("nobody@exämple.com", "nobody@example.com")
+        assert result.outcome == (Outcome.REFUSED if confused else Outcome.ALLOWED)
+        assert backend.get_enrollment("nobody@example.com", course).allowed is True
+
+    def test_several_accounts_for_one_email_are_refused(self, backend, course):
+        """Expected behavior: two accounts whose emails differ only in case, neither exact -> refused, nobody enrolled."""
+        if not self.can_hold_case_twins():
+            pytest.skip("this database cannot hold two emails that differ only in case")
+        self.create_account("Twin@example.com", username="twin1")
+        self.create_account("TWIN@example.com", username="twin2")
+        result = self.enroll(backend, "twin@example.com", course)
+        assert result.outcome == Outcome.REFUSED and "Several accounts" in result.detail
+
+    def can_hold_case_twins(self):
+        """Whether the LMS behind the backend can hold two accounts whose emails differ only in case."""
+        return True

@@ -16,7 +16,7 @@ from lms_bridge.backends.base import (
 from lms_bridge.backends.openedx_api import OpenEdxApiBackend
 from lms_bridge.models import Outcome
 
-from ..fake_openedx import CLIENT_ID, CLIENT_SECRET, FakeOpenEdx
+from ..fake_openedx import CLIENT_ID, CLIENT_SECRET, FakeOpenEdx, collation_key
 from .contract import CONTEXT, COURSE, BackendContract
 
 KEY = CourseKey.from_string(COURSE)
@@ -44,8 +44,16 @@ class TestOpenEdxApiBackendContract(BackendContract):
         self.site = fake  # pylint: disable=attribute-defined-outside-init
         return make_backend(fake)
 
-    def create_account(self, email, active=True):
-        self.site.add_account(email, active=active)
+    def create_account(self, email, active=True, username=None):
+        self.site.add_account(email, active=active, username=username)
+
+    def lms_confuses(self, email, other):
+        return collation_key(email) == collation_key(other)
+
+    def can_hold_case_twins(self):
+        # The real accounts API answers 500 for them (see test_case_twins_answer_500): the list form is tested here.
+        self.site.several_accounts = "list"
+        return True
 
     def create_course(self, course_id, modes=("audit", "verified")):
         self.site.add_course(course_id, modes)
@@ -155,3 +163,69 @@ class TestOpenEdxApiBackend:
         """Expected behavior: missing URL or credentials are reported for the system checks."""
         problems = OpenEdxApiBackend.check_configuration(BackendConfig(backend="x.Y", base_url="", options={}))
         assert len(problems) == 3
+
+
+class TestSameOutcomeAsInProcess:
+    """Where the REST API behaves differently, the backend still ends where the in-process one does."""
+
+    @pytest.fixture
+    def site(self, fake):
+        fake.add_course(COURSE)
+        return fake
+
+    def test_an_allowance_without_auto_enroll_is_made_to_auto_enroll(self, site):
+        """
+        Expected behavior: staff's allowance with auto_enroll false (the LMS
+        answers 409 and never updates it) is replaced by one that auto-enrolls:
+        outcome allowed, as in-process.
+        """
+        site.add_allowance("new@example.com", COURSE, auto_enroll=False)
+        result = make_backend(site).set_enrollment(Learner("new@example.com"), KEY, context=CONTEXT)
+        assert result.outcome == Outcome.ALLOWED
+        assert [row["auto_enroll"] for row in site.allowances.values()] == [True]
+        again = make_backend(site).set_enrollment(Learner("New@Example.com"), KEY, context=CONTEXT)
+        assert again.outcome == Outcome.ALREADY_ALLOWED
+
+    def test_case_twins_answer_500_and_fail_permanently(self, site):
+        """
+        Expected behavior: two accounts differing only in case make the LMS's
+        account lookup answer 500 every time; after the bounded retries that
+        is a permanent failure with a clear detail, not a retry for ever.
+        """
+        site.add_account("Twin@example.com", username="twin1")
+        site.add_account("TWIN@example.com", username="twin2")
+        with pytest.raises(BackendError) as error:
+            make_backend(site, MAX_ATTEMPTS=3).set_enrollment(Learner("twin@example.com"), KEY, context=CONTEXT)
+        assert not isinstance(error.value, TransientBackendError)
+        assert "answered 500" in error.value.detail and "letter case" in error.value.detail
+        assert len(site.api_calls("/api/user/v1/accounts")) == 3
+
+    def test_a_long_retry_after_is_passed_on_not_slept(self, site):
+        """Expected behavior: a Retry-After past the retry budget fails at once as transient, carrying the delay."""
+        site.throttle = (10, 120)
+        started = time.monotonic()
+        with pytest.raises(TransientBackendError) as error:
+            make_backend(site, MAX_RETRY_SECONDS=5).course_exists(KEY)
+        assert error.value.retry_after == 120
+        assert time.monotonic() - started < 2
+
+    def test_no_detail_names_the_base_url(self, site):
+        """Expected behavior: what a sender may be told never holds the site's (possibly internal) URL."""
+        failures = []
+        site.failures = [503] * 10
+        with pytest.raises(TransientBackendError) as error:
+            make_backend(site, MAX_ATTEMPTS=2).course_exists(KEY)
+        failures.append(error.value)
+        site.failures = []
+        site.staff = False
+        with pytest.raises(BackendConfigurationError) as error:
+            make_backend(site).set_enrollment(Learner("ada@example.com"), KEY, context=CONTEXT)
+        failures.append(error.value)
+        site.staff = True
+        site.add_account("ada@example.com")
+        with pytest.raises(BackendError) as error:
+            make_backend(site).set_enrollment(Learner("ada@example.com"), KEY, mode="professional", context=CONTEXT)
+        failures.append(error.value)
+        for failure in failures:
+            assert site.url not in failure.detail and "127.0.0.1" not in failure.detail
+            assert site.url in str(failure)

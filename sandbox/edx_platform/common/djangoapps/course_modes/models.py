@@ -54,12 +54,3 @@ class CourseMode(models.Model):
         ]
         return modes or [cls.DEFAULT_MODE]
 
-
-def default_course_mode(course_id):
-    """What openedx.core.djangoapps.enrollments.api._default_course_mode answers."""
-    available = [mode.slug for mode in CourseMode.modes_for_course(course_id=course_id)]
-    if CourseMode.DEFAULT_MODE_SLUG in available:
-        return CourseMode.DEFAULT_MODE_SLUG
-    if "honor" in available:
-        return "honor"
-    return CourseMode.DEFAULT_MODE_SLUG

@@ -1,16 +1,18 @@
 """Stand-in for the LMS's enrollment models (common/djangoapps/student/models/course_enrollment.py)."""
-from common.djangoapps.course_modes.models import CourseMode, default_course_mode
+from common.djangoapps.course_modes.models import CourseMode
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from opaque_keys.edx.django.models import CourseKeyField
 from opaque_keys.edx.keys import CourseKey
 from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
+from openedx.core.djangoapps.enrollments.api import _default_course_mode
 from openedx_filters.learning.filters import CourseEnrollmentStarted, CourseUnenrollmentStarted
 
 __all__ = [
     "ALLOWEDTOENROLL_TO_ENROLLED",
     "ALLOWEDTOENROLL_TO_UNENROLLED",
+    "DEFAULT_TRANSITION_STATE",
     "ENROLLED_TO_ENROLLED",
     "ENROLLED_TO_UNENROLLED",
     "UNENROLLED_TO_ALLOWEDTOENROLL",
@@ -33,11 +35,14 @@ ALLOWEDTOENROLL_TO_ENROLLED = "from allowed to enroll to enrolled"
 ENROLLED_TO_ENROLLED = "from enrolled to enrolled"
 ENROLLED_TO_UNENROLLED = "from enrolled to unenrolled"
 UNENROLLED_TO_ENROLLED = "from unenrolled to enrolled"
-ALLOWEDTOENROLL_TO_UNENROLLED = "from allowed to enroll to unenrolled"
+# The platform's quirk, kept as it is in the releases lms_bridge supports (a
+# copy-paste slip upstream; only the newest master spells it "to unenrolled").
+ALLOWEDTOENROLL_TO_UNENROLLED = "from allowed to enroll to enrolled"
 UNENROLLED_TO_UNENROLLED = "from unenrolled to unenrolled"
+DEFAULT_TRANSITION_STATE = "N/A"
 TRANSITION_STATES = [(state, state) for state in (
     UNENROLLED_TO_ALLOWEDTOENROLL, ALLOWEDTOENROLL_TO_ENROLLED, ENROLLED_TO_ENROLLED, ENROLLED_TO_UNENROLLED,
-    UNENROLLED_TO_ENROLLED, ALLOWEDTOENROLL_TO_UNENROLLED, UNENROLLED_TO_UNENROLLED,
+    UNENROLLED_TO_ENROLLED, ALLOWEDTOENROLL_TO_UNENROLLED, UNENROLLED_TO_UNENROLLED, DEFAULT_TRANSITION_STATE,
 )]
 
 
@@ -69,6 +74,37 @@ class UnenrollmentNotAllowed(CourseEnrollmentException):
     pass
 
 
+class CourseEnrollmentManager(models.Manager):
+    """Table-level queries, as the LMS's manager has them."""
+
+    def num_enrolled_in_exclude_admins(self, course_id):
+        """Active enrollments (the LMS also leaves out the course's staff; the stand-in has no course roles)."""
+        return self.get_queryset().filter(course_id=course_id, is_active=True).count()
+
+    def is_course_full(self, course):
+        """Whether the course has reached max_student_enrollments_allowed (None: no limit)."""
+        if course.max_student_enrollments_allowed is None:
+            return False
+        return self.num_enrolled_in_exclude_admins(course.id) >= course.max_student_enrollments_allowed
+
+
+def _can_enroll(user, course):
+    """
+    The LMS's ``_can_enroll_courselike`` (lms/djangoapps/courseware/access.py):
+    an allowance for the user's email (not consumed by another account) or
+    staff access lets them in; otherwise an invite-only course refuses, and the
+    enrollment window decides.
+    """
+    cea = CourseEnrollmentAllowed.objects.filter(email=user.email, course_id=course.id).first()
+    if cea:
+        return cea.valid_for_user(user)
+    if user.is_staff:
+        return True
+    if course.invitation_only:
+        return False
+    return course.is_enrollment_open()
+
+
 class CourseEnrollment(models.Model):
     """A learner's enrollment in a course; inactive rows are kept."""
 
@@ -77,6 +113,8 @@ class CourseEnrollment(models.Model):
     created = models.DateTimeField(auto_now_add=True, null=True, db_index=True)
     is_active = models.BooleanField(default=True)
     mode = models.CharField(default=CourseMode.get_default_mode_slug, max_length=100)
+
+    objects = CourseEnrollmentManager()
 
     class Meta:
         app_label = "student"
@@ -113,23 +151,49 @@ class CourseEnrollment(models.Model):
             changed = True
         if changed:
             self.save()
+            # The LMS then sends COURSE_ENROLLMENT_CHANGED with the learner's
+            # profile name: an account without a UserProfile fails right here.
+            _ = self.user.profile.name
+
+    @classmethod
+    def is_enrollment_closed(cls, user, course):
+        """Whether ``user`` may not enroll in ``course`` (the LMS's has_access(user, 'enroll', course))."""
+        return not _can_enroll(user, course)
 
     @classmethod
     def enroll(cls, user, course_key, mode=None, check_access=False, can_upgrade=False, enterprise_uuid=None):  # pylint: disable=unused-argument
-        """Enroll, in ``mode`` or (when None) the course's default mode."""
+        """
+        Enroll, in ``mode`` or (when None) the course's default mode.
+
+        With ``check_access`` (the enrollment API's way) a closed enrollment
+        window or an invite-only course raises EnrollmentClosedError unless the
+        learner may enroll anyway (an allowance, staff) or ``can_upgrade`` (the
+        API's ``force_enrollment``); a full course raises CourseFullError
+        whatever ``can_upgrade`` says; an active enrollment AlreadyEnrolledError.
+        """
         try:
             user, course_key, mode = CourseEnrollmentStarted.run_filter(user=user, course_key=course_key, mode=mode)
         except CourseEnrollmentStarted.PreventEnrollment as exc:
             raise EnrollmentNotAllowed(str(exc)) from exc
         if mode is None:
-            mode = default_course_mode(str(course_key))
+            mode = _default_course_mode(str(course_key))
+        try:
+            course = CourseOverview.get_from_id(course_key)
+        except CourseOverview.DoesNotExist as err:
+            if check_access:
+                raise NonExistentCourseError from err
+            course = None
         if check_access:
-            if not CourseOverview.objects.filter(id=course_key).exists():
-                raise NonExistentCourseError
-            if cls.is_enrolled(user, course_key):
-                raise AlreadyEnrolledError
+            if cls.is_enrollment_closed(user, course) and not can_upgrade:
+                raise EnrollmentClosedError
+            if cls.objects.is_course_full(course):
+                raise CourseFullError
+        if cls.is_enrolled(user, course_key) and check_access:
+            raise AlreadyEnrolledError
         enrollment = cls.get_or_create_enrollment(user, course_key)
         enrollment.update_enrollment(is_active=True, mode=mode)
+        # The LMS sends COURSE_ENROLLMENT_CREATED with the profile name too.
+        _ = user.profile.name
         return enrollment
 
     @classmethod
@@ -200,6 +264,10 @@ class CourseEnrollmentAllowed(models.Model):
 
     def __str__(self):
         return f"[CourseEnrollmentAllowed] {self.email}: {self.course_id}"
+
+    def valid_for_user(self, user):
+        """Usable by ``user``: not linked yet, or linked to them."""
+        return self.user_id is None or self.user_id == user.id
 
     @classmethod
     def for_user(cls, user):

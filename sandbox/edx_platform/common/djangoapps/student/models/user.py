@@ -3,6 +3,7 @@ import hashlib
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import models
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
@@ -13,9 +14,33 @@ from .course_enrollment import (
     ManualEnrollmentAudit,
 )
 
-__all__ = ["is_email_retired", "retired_email_for"]
+__all__ = ["UserProfile", "is_email_retired", "retired_email_for"]
 
 User = get_user_model()
+
+
+class UserProfile(models.Model):
+    """The learner's profile (the LMS reads ``user.profile.name`` in its enrollment events)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, unique=True, related_name="profile", on_delete=models.CASCADE)
+    name = models.CharField(blank=True, max_length=255, db_index=True)
+
+    class Meta:
+        app_label = "student"
+        db_table = "auth_userprofile"
+
+    def __str__(self):
+        return f"profile of user {self.user_id}"
+
+
+@receiver(post_save, sender=User, dispatch_uid="standin_user_profile")
+def create_profile(sender, instance, created, **kwargs):  # pylint: disable=unused-argument
+    """
+    Give every new account a profile, as the LMS's registration does; a test
+    deletes it to model an account that has none (old or hand-made data).
+    """
+    if created and not kwargs.get("raw"):
+        UserProfile.objects.get_or_create(user=instance, defaults={"name": instance.get_full_name()})
 
 
 def retired_email_for(email, salt=None):
