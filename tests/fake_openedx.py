@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 import unicodedata
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -40,6 +41,7 @@ class FakeOpenEdx:
         self.tokens = {}
         self.accounts = {}      # username -> {"username", "email", "is_active"}
         self.courses = {}       # course id -> [mode slugs]
+        self.course_policy = {}  # course id -> {"invitation_only", "enrollment_start", "enrollment_end", "max"}
         self.enrollments = {}   # (username, course id) -> {"mode", "is_active"}
         self.allowances = {}    # (collation key of the email, course id) -> {"email", "course_id", "auto_enroll"}
         self.calls = []         # (method, path) of every API call
@@ -68,8 +70,28 @@ class FakeOpenEdx:
         self.allowances[(collation_key(email), course_id)] = {"email": email, "course_id": course_id,
                                                              "auto_enroll": auto_enroll, "user": None}
 
-    def add_course(self, course_id, modes=("audit", "verified")):
+    def add_course(self, course_id, modes=("audit", "verified"), invitation_only=False, enrollment_start=None,
+                   enrollment_end=None, max_student_enrollments_allowed=None):
         self.courses[course_id] = list(modes)
+        self.course_policy[course_id] = {"invitation_only": invitation_only, "enrollment_start": enrollment_start,
+                                         "enrollment_end": enrollment_end, "max": max_student_enrollments_allowed}
+
+    def can_enroll(self, account, course_id):
+        """The LMS's _can_enroll_courselike for the learner: an allowance, else invitation and window."""
+        allowance = self.allowances.get((collation_key(account["email"]), course_id))
+        if allowance:
+            return allowance.get("user") in (None, account["username"])
+        policy = self.course_policy.get(course_id, {})
+        if policy.get("invitation_only"):
+            return False
+        now = datetime.now(UTC)
+        start, end = policy.get("enrollment_start"), policy.get("enrollment_end")
+        return (start is None or start < now) and (end is None or now < end)
+
+    def is_full(self, course_id):
+        limit = self.course_policy.get(course_id, {}).get("max")
+        active = sum(1 for (_, course), e in self.enrollments.items() if course == course_id and e["is_active"])
+        return limit is not None and active >= limit
 
     def revoke_tokens(self):
         self.tokens.clear()
@@ -162,8 +184,16 @@ class FakeOpenEdx:
                     course_id = unquote(path[len("/api/enrollment/v1/course/"):])
                     if course_id not in fake.courses:
                         return self.reply(400, {"message": f"No course found for course ID '{course_id}'"})
-                    return self.reply(200, {"course_id": course_id, "course_modes": [
-                        {"slug": slug, "name": slug} for slug in fake.courses[course_id]]})
+                    policy = fake.course_policy.get(course_id, {})
+                    return self.reply(200, {
+                        "course_id": course_id,
+                        "course_modes": [{"slug": slug, "name": slug} for slug in fake.courses[course_id]],
+                        "invite_only": bool(policy.get("invitation_only")),
+                        "enrollment_start": policy["enrollment_start"].isoformat() if policy.get(
+                            "enrollment_start") else None,
+                        "enrollment_end": policy["enrollment_end"].isoformat() if policy.get(
+                            "enrollment_end") else None,
+                    })
                 if path.startswith("/api/enrollment/v1/enrollment/") and method == "GET":
                     if not fake.staff:
                         return self.reply(404)
@@ -189,9 +219,16 @@ class FakeOpenEdx:
                 if mode != "audit" and not fake.staff:
                     return self.reply(403, {"detail": "User does not have permission"})
                 username = data.get("user")
-                if username not in {a["username"] for a in fake.accounts.values()}:
+                if username not in fake.accounts:
                     return self.reply(406, {"message": f"The user {username} does not exist."})
                 current = fake.enrollments.get((username, course_id))
+                if current is None:
+                    # A new enrollment: enroll(check_access=True, can_upgrade=force_enrollment).
+                    force = data.get("force_enrollment") is True and fake.staff
+                    closed = not fake.can_enroll(fake.accounts[username], course_id) and not force
+                    if closed or fake.is_full(course_id):
+                        return self.reply(400, {"message": "An error occurred while creating the new course "
+                                                           f"enrollment for user '{username}' in course '{course_id}'"})
                 is_active = data.get("is_active", True)
                 if not is_active and current and current["mode"] != mode:
                     return self.reply(400, {"message": "Enrollment mode mismatch"})

@@ -90,7 +90,9 @@ def test_four_byte_characters_are_recorded_and_processed(client, courses, ada):
     body parses to exactly what was sent.
     """
     payload = {"email": "ada@example.com", "name": "Ada 🦄", "family": "Lovelace 𝔏", "courseIds": [DEMO_COURSE]}
-    response = post_webhook(client, payload)
+    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    assert "🦄".encode() in body
+    response = post_webhook(client, body)
     assert response.status_code == 200, response.content
     assert response.json()["results"][0]["outcome"] == "enrolled"
     delivery = WebhookDelivery.objects.get()
@@ -100,7 +102,8 @@ def test_four_byte_characters_are_recorded_and_processed(client, courses, ada):
 
 def test_four_byte_characters_in_a_forged_request_still_get_401(client, courses):
     """Expected behavior: an unsigned delivery holding an emoji is recorded as rejected and answered 401, not 503."""
-    response = post_webhook(client, {"email": "x@example.com", "name": "🦄", "courseIds": [DEMO_COURSE]}, headers={})
+    body = json.dumps({"email": "x@example.com", "name": "🦄", "courseIds": [DEMO_COURSE]}, ensure_ascii=False)
+    response = post_webhook(client, body.encode("utf-8"), headers={})
     assert response.status_code == 401
     rejected = WebhookDelivery.objects.get()
     assert rejected.status == "rejected" and json.loads(rejected.body)["name"] == "🦄"

@@ -134,7 +134,7 @@ def test_a_long_retry_after_reaches_the_sender(client, courses, ada, site_a):
 
 
 def test_case_twins_on_site_a_fail_that_pair_for_good(client, courses, ada, site_a):
-    """Expected behavior: the LMS answering 500 for one learner fails that pair (200, success false), not 503 for ever."""
+    """Expected behavior: the LMS answering 500 for one learner fails that pair (200, success false), not 503s."""
     site_a.add_account("Twin@example.com", username="twin1")
     site_a.add_account("TWIN@example.com", username="twin2")
     response = post_webhook(client, {"email": "twin@example.com", "courseIds": [ORG_A_COURSE, DEMO_COURSE]})

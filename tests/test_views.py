@@ -431,3 +431,15 @@ class TestScopedSources:
         assert response.status_code == 400
         assert response.json()["message"] == "Source 'scoped' may not unenroll learners"
         assert enrollment_of(ada, BRIDGE_COURSE) == ("audit", True)
+
+
+def test_an_account_without_a_profile_is_a_clear_failure(client, courses, ada):
+    """Expected behavior: 200 with success false; that course 'failed' with a detail support can act on."""
+    from common.djangoapps.student.models import UserProfile  # pylint: disable=import-outside-toplevel
+
+    UserProfile.objects.filter(user=ada).delete()
+    response = post_webhook(client, payload())
+    assert response.status_code == 200
+    result = response.json()["results"][0]
+    assert result["outcome"] == "failed" and "has no profile" in result["detail"]
+    assert enrollment_of(ada, DEMO_COURSE) == (None, None)

@@ -67,6 +67,37 @@ LOOKALIKE_ALLOWANCE = (
     "(accents or letter width), and the LMS's database cannot hold both; nothing was done"
 )
 SEVERAL_ACCOUNTS = "Several accounts match this email; enroll the learner by hand"
+NO_PROFILE = ("This learner's account has no profile (an incomplete account), so Open edX cannot enroll it; "
+              "support must repair the account")
+NOT_FORCED = "this source may not enroll past that (its FORCE_ENROLLMENT is off)"
+
+
+def closed_reason(course_key, invitation_only, enrollment_start, enrollment_end, now):
+    """
+    Why the enrollment policy refuses a new learner in a course, or None.
+
+    The one policy both Open edX backends apply when the source does not force
+    enrollments: an invite-only course, or one outside its enrollment window.
+    (A full course is the platform's own answer, see ``full_detail``.)
+    """
+    if invitation_only:
+        return f"Course {course_key} is invitation-only; {NOT_FORCED}"
+    if enrollment_start is not None and now < enrollment_start:
+        return f"Enrollment in course {course_key} has not opened yet; {NOT_FORCED}"
+    if enrollment_end is not None and now > enrollment_end:
+        return f"Enrollment in course {course_key} has closed; {NOT_FORCED}"
+    return None
+
+
+def full_detail(course_key):
+    """The refusal of a course at its maximum enrollment."""
+    return f"Course {course_key} is full; {NOT_FORCED}"
+
+
+def no_default_mode_detail(course_key, offered):
+    """The refusal of a delivery with no mode for a course whose modes hold no default (audit or honor)."""
+    return (f"Course {course_key} offers no default mode (audit or honor); the delivery must name one of: "
+            f"{', '.join(sorted(offered)) or 'none'}")
 
 
 def same_email(first, second):

@@ -13,6 +13,7 @@ Options:
         passed (default False, as the LMS's enrollment API does).
 """
 import logging
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from django.contrib.auth import get_user_model
@@ -23,12 +24,16 @@ from lms_bridge.models import Outcome
 from .base import (
     LOOKALIKE_ACCOUNT,
     LOOKALIKE_ALLOWANCE,
+    NO_PROFILE,
     AmbiguousAccountError,
     BackendError,
     EnrollmentBackend,
     EnrollmentResult,
     EnrollmentState,
     allowance_detail,
+    closed_reason,
+    full_detail,
+    no_default_mode_detail,
     pick_account,
     same_email,
 )
@@ -47,8 +52,10 @@ def _platform():
     from common.djangoapps.course_modes.models import CourseMode
     from common.djangoapps.student import models as student
     from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
+    from openedx.core.djangoapps.enrollments.api import _default_course_mode
 
-    return SimpleNamespace(student=student, CourseMode=CourseMode, CourseOverview=CourseOverview)
+    return SimpleNamespace(student=student, CourseMode=CourseMode, CourseOverview=CourseOverview,
+                           default_mode=_default_course_mode)
 
 
 class OpenEdxBackend(EnrollmentBackend):
@@ -67,12 +74,16 @@ class OpenEdxBackend(EnrollmentBackend):
         return set(_platform().CourseOverview.objects.filter(id__in=list(course_keys)).values_list("id", flat=True))
 
     def offers_mode(self, course_key, mode):
+        return mode in self._offered_modes(course_key)
+
+    def _offered_modes(self, course_key):
+        """The slugs of the modes learners can be enrolled in (expired ones only with INCLUDE_EXPIRED_MODES)."""
         modes = _platform().CourseMode.modes_for_course(
             course_id=course_key,
             include_expired=bool(self.configuration.options.get("INCLUDE_EXPIRED_MODES", False)),
             only_selectable=False,
         )
-        return mode in {course_mode.slug for course_mode in modes}
+        return {course_mode.slug for course_mode in modes}
 
     def get_enrollment(self, email, course_key):
         platform = _platform()
@@ -88,6 +99,7 @@ class OpenEdxBackend(EnrollmentBackend):
     def set_enrollment(self, learner, course_key, active=True, mode=None, context=None):
         platform = _platform()
         reason = context.reason if context else "lms_bridge"
+        force = bool(context and context.force_enrollment)
         # Inside the caller's transaction when there is one (no savepoint needed:
         # any error undoes the whole operation), else in one of its own.
         with transaction.atomic(savepoint=False):
@@ -107,8 +119,8 @@ class OpenEdxBackend(EnrollmentBackend):
                 # On MySQL that account would also take this email's allowance on activation.
                 return EnrollmentResult(Outcome.REFUSED, detail=LOOKALIKE_ACCOUNT)
             if user is None or not user.is_active:
-                return self._allow(platform, learner.email, course_key, mode, reason)
-            return self._enroll(platform, user, course_key, mode, reason)
+                return self._allow(platform, learner.email, course_key, mode, reason, force)
+            return self._enroll(platform, user, course_key, mode, reason, force)
 
     @staticmethod
     def _find_user(email, lock=False):
@@ -151,8 +163,16 @@ class OpenEdxBackend(EnrollmentBackend):
             None, email, transition, reason, enrollment,
         )
 
-    def _enroll(self, platform, user, course_key, mode, reason):
-        """Enroll an active account, keeping its mode unless another is asked for."""
+    def _enroll(self, platform, user, course_key, mode, reason, force):  # pylint: disable=too-many-arguments
+        """
+        Enroll an active account, keeping its mode unless another is asked for.
+
+        A new enrollment goes through the platform's own access checks
+        (``check_access``: enrollment window, invitation-only, capacity) unless
+        the source forces it; an account that already has an enrollment row is
+        re-enrolled or changes mode without them, as the enrollment REST API
+        does for global staff, so both backends agree.
+        """
         student = platform.student
         current_mode, is_active = student.CourseEnrollment.enrollment_mode_for_user(user, course_key)
         if is_active and (mode is None or mode == current_mode):
@@ -161,10 +181,26 @@ class OpenEdxBackend(EnrollmentBackend):
         # course's default mode (a downgrade for a verified learner), so an
         # inactive enrollment is reactivated in the mode it had.
         target_mode = mode or current_mode
+        if target_mode is None:
+            # The platform's choice; enroll() would take "audit" even where the
+            # course does not offer it, which its enrollment API refuses.
+            target_mode = platform.default_mode(str(course_key))
+            offered = self._offered_modes(course_key)
+            if target_mode not in offered:
+                return EnrollmentResult(Outcome.REFUSED, detail=no_default_mode_detail(course_key, offered))
         try:
-            enrollment = student.CourseEnrollment.enroll(user, course_key, mode=target_mode)
+            enrollment = student.CourseEnrollment.enroll(
+                user, course_key, mode=target_mode, check_access=current_mode is None and not force,
+            )
         except student.EnrollmentNotAllowed as exc:
             return EnrollmentResult(Outcome.REFUSED, detail=f"Open edX refused the enrollment: {exc}")
+        except student.EnrollmentClosedError:
+            return EnrollmentResult(Outcome.REFUSED, detail=self._closed_detail(platform, course_key))
+        except student.CourseFullError:
+            return EnrollmentResult(Outcome.REFUSED, detail=full_detail(course_key))
+        except student.UserProfile.DoesNotExist as exc:
+            # Raised, not answered: what enroll() wrote before failing must be undone.
+            raise BackendError(NO_PROFILE) from exc
         except student.CourseEnrollmentException as exc:
             raise BackendError(f"Open edX could not enroll the learner: {type(exc).__name__}") from exc
         if is_active:
@@ -174,8 +210,27 @@ class OpenEdxBackend(EnrollmentBackend):
         self._audit(platform, user.email, student.UNENROLLED_TO_ENROLLED, reason, enrollment)
         return EnrollmentResult(Outcome.ENROLLED, mode=enrollment.mode)
 
-    def _allow(self, platform, email, course_key, mode, reason):
-        """Create (or confirm) an auto-enroll allowance for an email without an active account."""
+    @staticmethod
+    def _policy_refusal(platform, course_key):
+        """Why the policy refuses new learners in the course (invitation-only, enrollment window), or None."""
+        course = platform.CourseOverview.objects.filter(id=course_key).values(
+            "invitation_only", "enrollment_start", "enrollment_end").first() or {}
+        return closed_reason(course_key, course.get("invitation_only"), course.get("enrollment_start"),
+                             course.get("enrollment_end"), datetime.now(UTC))
+
+    def _closed_detail(self, platform, course_key):
+        """The refusal of the platform's EnrollmentClosedError, naming which rule closed it."""
+        return self._policy_refusal(platform, course_key) or f"Open edX refused the enrollment in course {course_key}"
+
+    def _allow(self, platform, email, course_key, mode, reason, force):  # pylint: disable=too-many-arguments
+        """
+        Create (or confirm) an auto-enroll allowance for an email without an active account.
+
+        The platform enrolls from it on activation whatever the course's rules,
+        so a new allowance follows the enrollment policy: unless the source
+        forces it, none for an invitation-only course or one outside its
+        enrollment window. An existing allowance is an invitation already made.
+        """
         student = platform.student
         if student.is_email_retired(email):
             return EnrollmentResult(Outcome.REFUSED, detail="This email belongs to a retired account")
@@ -184,6 +239,9 @@ class OpenEdxBackend(EnrollmentBackend):
         if not same and lookalikes:
             return EnrollmentResult(Outcome.REFUSED, detail=LOOKALIKE_ALLOWANCE)
         allowed = next((row for row in same if row.email == email), same[0] if same else None)
+        refusal = None if force or allowed is not None else self._policy_refusal(platform, course_key)
+        if refusal:
+            return EnrollmentResult(Outcome.REFUSED, detail=refusal)
         if allowed is not None:
             if allowed.auto_enroll:
                 return EnrollmentResult(Outcome.ALREADY_ALLOWED, detail=detail)
@@ -211,6 +269,8 @@ class OpenEdxBackend(EnrollmentBackend):
                     student.CourseEnrollment.unenroll(user, course_key)
                 except student.UnenrollmentNotAllowed as exc:
                     return EnrollmentResult(Outcome.REFUSED, detail=f"Open edX refused the unenrollment: {exc}")
+                except student.UserProfile.DoesNotExist as exc:
+                    raise BackendError(NO_PROFILE) from exc
                 enrollment = student.CourseEnrollment.get_enrollment(user, course_key)
                 self._audit(platform, user.email, student.ENROLLED_TO_UNENROLLED, reason, enrollment)
                 unenrolled = True

@@ -43,6 +43,9 @@ from .base import (
     EnrollmentState,
     TransientBackendError,
     allowance_detail,
+    closed_reason,
+    full_detail,
+    no_default_mode_detail,
     pick_account,
     same_email,
 )
@@ -53,6 +56,16 @@ DEFAULT_TIMEOUT = (3.05, 10.0)
 TOKEN_MARGIN_SECONDS = 60
 COURSE_CACHE_SECONDS = 60
 ALLOWANCES_PATH = "/api/enrollment/v1/enrollment_allowed/"  # the trailing slash is required
+# The enrollment API's one answer for a closed, invitation-only or full course.
+GENERIC_ENROLLMENT_ERROR = "An error occurred while creating the new course enrollment"
+
+
+def _timestamp(value):
+    """An ISO 8601 time of the course details, or None."""
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+    except ValueError:
+        return None
 
 
 class OpenEdxApiBackend(EnrollmentBackend):
@@ -130,7 +143,7 @@ class OpenEdxApiBackend(EnrollmentBackend):
         value = response.headers.get("Retry-After", "").strip() if response is not None else ""
         return int(value) if value.isdigit() else None
 
-    def _call(self, method, path, what, params=None, json=None):  # pylint: disable=too-many-branches
+    def _call(self, method, path, what, params=None, json=None):
         """
         One API call, retried on connection errors, timeouts, 429 and 5xx (bounded), refreshing the token once on 401.
 
@@ -312,7 +325,7 @@ class OpenEdxApiBackend(EnrollmentBackend):
         if account is None and lookalike:
             return EnrollmentResult(Outcome.REFUSED, detail=LOOKALIKE_ACCOUNT)
         if account is None or not account.get("is_active"):
-            return self._allow(learner.email, course_key, mode)
+            return self._allow(learner.email, course_key, mode, force)
         return self._enroll(account, course_key, mode, force)
 
     def _post_enrollment(self, username, course_key, mode, is_active, force=False):
@@ -322,42 +335,70 @@ class OpenEdxApiBackend(EnrollmentBackend):
         if force:
             body["force_enrollment"] = True
         # No trailing slash: with one, this endpoint is a 404.
-        response = self._call("POST", "/api/enrollment/v1/enrollment", "enrollment", json=body)
-        if response.status_code != 200:
-            raise self._error("enrollment", response)
-        return response.json()
+        return self._call("POST", "/api/enrollment/v1/enrollment", "enrollment", json=body)
 
-    def _default_mode(self, course_key):
-        """The course's default mode, as the LMS picks it (audit, else honor, else audit)."""
-        slugs = {m.get("slug") for m in (self._course(course_key) or {}).get("course_modes", [])}
-        return "honor" if "audit" not in slugs and "honor" in slugs else "audit"
+    def _offered_modes(self, course_key):
+        """The mode slugs the site's course details list."""
+        return {m.get("slug") for m in (self._course(course_key) or {}).get("course_modes", [])}
+
+    def _policy_refusal(self, course_key):
+        """Why the policy refuses new learners in the course (invitation-only, enrollment window), or None."""
+        details = self._course(course_key) or {}
+        return closed_reason(course_key, details.get("invite_only"), _timestamp(details.get("enrollment_start")),
+                             _timestamp(details.get("enrollment_end")), datetime.now(UTC))
 
     def _enroll(self, account, course_key, mode, force):
-        """Enroll an active account, keeping its mode unless another is asked for."""
+        """
+        Enroll an active account, keeping its mode unless another is asked for.
+
+        The LMS checks a new enrollment itself (window, invitation, capacity)
+        unless ``force_enrollment`` is sent, and answers one generic 400 for
+        all three: the course details name which rule it was.
+        """
         current = self._enrollment(account["username"], course_key)
         if current and current.get("is_active") and (mode is None or mode == current.get("mode")):
             return EnrollmentResult(Outcome.ALREADY_ENROLLED, mode=current.get("mode"))
         # Always send the mode meant: without one the LMS re-activates in the default mode.
-        target = mode or (current or {}).get("mode") or self._default_mode(course_key)
-        enrollment = self._post_enrollment(account["username"], course_key, target, True, force)
+        target = mode or (current or {}).get("mode")
+        if target is None:
+            # The platform's choice (audit, else honor), refused where the course offers neither.
+            offered = self._offered_modes(course_key)
+            target = "audit" if "audit" in offered else "honor" if "honor" in offered else None
+            if target is None:
+                return EnrollmentResult(Outcome.REFUSED, detail=no_default_mode_detail(course_key, offered))
+        response = self._post_enrollment(account["username"], course_key, target, True, force)
+        if response.status_code == 400 and GENERIC_ENROLLMENT_ERROR in self._message(response):
+            # Forced, only capacity can refuse (the REST API cannot enroll past it).
+            detail = (None if force else self._policy_refusal(course_key)) or full_detail(course_key)
+            return EnrollmentResult(Outcome.REFUSED, detail=detail)
+        if response.status_code != 200:
+            raise self._error("enrollment", response)
+        enrollment = response.json()
         if current and current.get("is_active"):
             return EnrollmentResult(Outcome.MODE_CHANGED, detail=f"Mode changed from {current.get('mode')} to {target}",
                                     mode=enrollment.get("mode", target))
         return EnrollmentResult(Outcome.ENROLLED, mode=enrollment.get("mode", target))
 
     def _post_allowance(self, email, course_key):
+        """Ask the site for an auto-enroll allowance; its answer is the caller's to read."""
         return self._call("POST", ALLOWANCES_PATH, "allowance",
                           json={"email": email, "course_id": str(course_key), "auto_enroll": True})
 
-    def _allow(self, email, course_key, mode):
+    def _allow(self, email, course_key, mode, force):
         """
         Create (or confirm) an auto-enroll allowance, ending as the in-process backend does.
 
+        The site validates nothing here, so the policy is applied first: unless
+        forced, no new allowance for an invitation-only course or one outside
+        its enrollment window (an existing one is an invitation already made).
         The site answers 409 for an existing row and never updates it: a row
         staff created without ``auto_enroll`` would never enroll the learner,
         so it is replaced by one that does.
         """
         detail = allowance_detail(mode)
+        refusal = None if force else self._policy_refusal(course_key)
+        if refusal and not self._allowance_rows(email, course_key)[0]:
+            return EnrollmentResult(Outcome.REFUSED, detail=refusal)
         response = self._post_allowance(email, course_key)
         if response.status_code == 409:
             same, _ = self._allowance_rows(email, course_key)
@@ -389,10 +430,14 @@ class OpenEdxApiBackend(EnrollmentBackend):
             current = self._enrollment(account["username"], course_key)
             if current and current.get("is_active"):
                 # The current mode, or the LMS answers "Enrollment mode mismatch".
-                self._post_enrollment(account["username"], course_key, current.get("mode"), False)
+                response = self._post_enrollment(account["username"], course_key, current.get("mode"), False)
+                if response.status_code != 200:
+                    raise self._error("unenrollment", response)
                 unenrolled = True
         same, _ = self._allowance_rows(email, course_key)
-        removed = any([self._delete_allowance(row["email"], course_key) for row in same])
+        removed = False
+        for row in same:
+            removed = self._delete_allowance(row["email"], course_key) or removed
         if unenrolled:
             return EnrollmentResult(Outcome.UNENROLLED)
         if removed:

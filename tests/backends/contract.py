@@ -10,6 +10,8 @@ resulting state, so the in-process backend and a remote one are held to the
 same promises: idempotence, never a downgrade, allowances for learners
 without an active account, and clean unenrollment.
 """
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from opaque_keys.edx.keys import CourseKey
 
@@ -18,6 +20,9 @@ from lms_bridge.models import Outcome
 
 COURSE = "course-v1:Contract+C101+2026"
 CONTEXT = OperationContext(source="contract", delivery="00000000-0000-0000-0000-000000000000", event_id="msg_c")
+FORCED = OperationContext(source="contract", delivery="00000000-0000-0000-0000-000000000001", force_enrollment=True)
+LAST_YEAR = datetime.now(UTC) - timedelta(days=365)
+YESTERDAY = datetime.now(UTC) - timedelta(days=1)
 
 
 class BackendContract:
@@ -37,17 +42,24 @@ class BackendContract:
         """Create an LMS account with this email."""
         raise NotImplementedError
 
-    def create_course(self, course_id, modes=("audit", "verified")):
-        """Create a published course offering ``modes``."""
+    def create_course(self, course_id, modes=("audit", "verified"), **policy):
+        """
+        Create a published course offering ``modes``; ``policy`` may hold
+        ``invitation_only``, ``enrollment_start``, ``enrollment_end`` and
+        ``max_student_enrollments_allowed``, as the LMS's CourseOverview has them.
+        """
         raise NotImplementedError
+
+    # Whether the LMS lets a forced enrollment past a full course (the REST API does not: see the remote backend).
+    forced_past_capacity = True
 
     @pytest.fixture
     def course(self, backend):  # pylint: disable=unused-argument
         self.create_course(COURSE)
         return CourseKey.from_string(COURSE)
 
-    def enroll(self, backend, email, course, mode=None):
-        return backend.set_enrollment(Learner(email=email), course, active=True, mode=mode, context=CONTEXT)
+    def enroll(self, backend, email, course, mode=None, context=CONTEXT):
+        return backend.set_enrollment(Learner(email=email), course, active=True, mode=mode, context=context)
 
     def unenroll(self, backend, email, course):
         return backend.set_enrollment(Learner(email=email), course, active=False, context=CONTEXT)
@@ -164,7 +176,7 @@ class BackendContract:
         assert backend.get_enrollment("nobody@example.com", course).allowed is True
 
     def test_several_accounts_for_one_email_are_refused(self, backend, course):
-        """Expected behavior: two accounts whose emails differ only in case, neither exact -> refused, nobody enrolled."""
+        """Expected behavior: two accounts whose emails differ only in case, neither exact -> refused."""
         if not self.can_hold_case_twins():
             pytest.skip("this database cannot hold two emails that differ only in case")
         self.create_account("Twin@example.com", username="twin1")
@@ -175,3 +187,76 @@ class BackendContract:
     def can_hold_case_twins(self):
         """Whether the LMS behind the backend can hold two accounts whose emails differ only in case."""
         return True
+
+    # The one enrollment policy (FORCE_ENROLLMENT), the same on every backend.
+
+    def policy_course(self, course_id, **policy):
+        self.create_course(course_id, **policy)
+        return CourseKey.from_string(course_id)
+
+    @pytest.mark.parametrize("policy,reason", [
+        ({"enrollment_start": LAST_YEAR, "enrollment_end": YESTERDAY}, "has closed"),
+        ({"enrollment_start": datetime.now(UTC) + timedelta(days=30)}, "has not opened yet"),
+        ({"invitation_only": True}, "invitation-only"),
+    ])
+    def test_closed_and_invitation_only_courses(self, backend, policy, reason):
+        """Expected behavior: refused with the reason unless forced; forced -> enrolled (and allowed for no account)."""
+        course = self.policy_course("course-v1:Contract+Closed+2026", **policy)
+        self.create_account("learner@example.com")
+        result = self.enroll(backend, "learner@example.com", course)
+        assert result.outcome == Outcome.REFUSED and reason in result.detail and "FORCE_ENROLLMENT" in result.detail
+        assert backend.get_enrollment("learner@example.com", course).is_active is None
+        assert self.enroll(backend, "learner@example.com", course, context=FORCED).outcome == Outcome.ENROLLED
+        refused = self.enroll(backend, "nobody@example.com", course)
+        assert refused.outcome == Outcome.REFUSED and reason in refused.detail
+        assert backend.get_enrollment("nobody@example.com", course).allowed is False
+        assert self.enroll(backend, "nobody@example.com", course, context=FORCED).outcome == Outcome.ALLOWED
+
+    def test_an_allowance_is_an_invitation(self, backend):
+        """Expected behavior: a learner allowed into an invite-only course (as staff invite) is enrolled unforced."""
+        course = self.policy_course("course-v1:Contract+Invite+2026", invitation_only=True)
+        self.enroll(backend, "invited@example.com", course, context=FORCED)
+        self.create_account("invited@example.com")
+        assert self.enroll(backend, "invited@example.com", course).outcome == Outcome.ENROLLED
+
+    def test_a_full_course(self, backend):
+        """Expected behavior: at capacity a new learner is refused ("full"); forced, enrolled where the LMS can."""
+        course = self.policy_course("course-v1:Contract+Full+2026", max_student_enrollments_allowed=1)
+        self.create_account("first@example.com")
+        self.create_account("second@example.com")
+        assert self.enroll(backend, "first@example.com", course).outcome == Outcome.ENROLLED
+        result = self.enroll(backend, "second@example.com", course)
+        assert result.outcome == Outcome.REFUSED and "is full" in result.detail
+        forced = self.enroll(backend, "second@example.com", course, context=FORCED)
+        if self.forced_past_capacity:
+            assert forced.outcome == Outcome.ENROLLED
+        else:
+            assert forced.outcome == Outcome.REFUSED and "is full" in forced.detail
+
+    def test_a_learner_who_had_an_enrollment_is_reenrolled_unforced(self, backend):
+        """Expected behavior: reactivating an existing enrollment row is no new enrollment: no access check."""
+        course = self.policy_course("course-v1:Contract+Again+2026")
+        self.create_account("learner@example.com")
+        self.enroll(backend, "learner@example.com", course, mode="verified")
+        self.unenroll(backend, "learner@example.com", course)
+        self.close_course(course)
+        result = self.enroll(backend, "learner@example.com", course)
+        assert result.outcome == Outcome.ENROLLED
+        assert backend.get_enrollment("learner@example.com", course).mode == "verified"
+
+    def test_no_mode_asked_gets_a_mode_the_course_offers(self, backend):
+        """Expected behavior: audit where offered, honor where that is the default, refused where there is none."""
+        honor = self.policy_course("course-v1:Contract+Honor+2026", modes=("honor", "verified"))
+        verified_only = self.policy_course("course-v1:Contract+Verified+2026", modes=("verified",))
+        self.create_account("learner@example.com")
+        assert self.enroll(backend, "learner@example.com", honor).outcome == Outcome.ENROLLED
+        assert backend.get_enrollment("learner@example.com", honor).mode == "honor"
+        result = self.enroll(backend, "learner@example.com", verified_only)
+        assert result.outcome == Outcome.REFUSED and "no default mode" in result.detail and "verified" in result.detail
+        assert backend.get_enrollment("learner@example.com", verified_only).is_active is None
+        assert self.enroll(backend, "learner@example.com", verified_only, mode="verified").outcome == Outcome.ENROLLED
+        assert backend.get_enrollment("learner@example.com", verified_only).mode == "verified"
+
+    def close_course(self, course):
+        """Close the course's enrollment window (after the fact)."""
+        raise NotImplementedError

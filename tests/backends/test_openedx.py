@@ -12,9 +12,11 @@ from common.djangoapps.student.models import (
     retired_email_for,
 )
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, transaction
 from django.test import override_settings
+from django.utils import timezone
 from opaque_keys.edx.keys import CourseKey
+from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
 from openedx_filters.filters import PipelineStep
 
 from lms_bridge.backends.base import BackendConfig, BackendError, Learner
@@ -58,15 +60,21 @@ class TestOpenEdxBackendContract(BackendContract):
         # The database's own verdict (its collation), asked independently of the backend.
         with connection.cursor() as cursor:
             cursor.execute("SELECT email FROM auth_user WHERE email = %s "
-                           "UNION ALL SELECT email FROM student_courseenrollmentallowed WHERE email = %s", [email, email])
+                           "UNION ALL SELECT email FROM student_courseenrollmentallowed WHERE email = %s",
+                           [email, email])
             return other in {row[0] for row in cursor.fetchall()}
 
     def create_account(self, email, active=True, username=None):
         get_user_model().objects.create_user(username or email.split("@")[0].replace(".", "_"), email, "pw",
                                              is_active=active)
 
-    def create_course(self, course_id, modes=("audit", "verified")):
+    def create_course(self, course_id, modes=("audit", "verified"), **policy):
         make_course(course_id, modes)
+        if policy:
+            CourseOverview.objects.filter(id=CourseKey.from_string(course_id)).update(**policy)
+
+    def close_course(self, course):
+        CourseOverview.objects.filter(id=course).update(enrollment_end=timezone.now() - timezone.timedelta(days=1))
 
 
 @pytest.mark.django_db
@@ -210,3 +218,42 @@ def test_only_the_openedx_backend_imports_edx_platform():
                 if not allowed:
                     offenders.append(f"{path.relative_to(package)}:{node.lineno}")
     assert offenders == []
+
+
+@pytest.mark.django_db
+class TestPlatformFidelity:
+    """What the in-process backend relies on, as the platform does it."""
+
+    @pytest.fixture
+    def backend(self):
+        make_course(COURSE, ("audit", "verified"))
+        return OpenEdxBackend(BackendConfig(backend="lms_bridge.backends.openedx.OpenEdxBackend"))
+
+    key = CourseKey.from_string(COURSE)
+
+    def test_an_account_without_a_profile_fails_clearly(self, backend, ada):
+        """
+        Expected behavior: the platform's enroll() reads user.profile.name; for
+        an account with no profile the backend says so (a permanent failure)
+        and leaves no half-made enrollment behind.
+        """
+        from common.djangoapps.student.models import UserProfile  # pylint: disable=import-outside-toplevel
+
+        UserProfile.objects.filter(user=ada).delete()
+        ada.refresh_from_db()
+        with pytest.raises(BackendError) as error, transaction.atomic():
+            # As processing calls it: in a transaction of its own (here a savepoint of the test's).
+            backend.set_enrollment(Learner("ada@example.com"), self.key, context=CONTEXT)
+        assert "has no profile" in error.value.detail
+        assert not CourseEnrollment.objects.filter(user=ada).exists()
+
+    def test_transition_constants_are_the_platforms(self, backend):
+        """
+        Expected behavior: removing an allowance is audited with the platform's
+        own ALLOWEDTOENROLL_TO_UNENROLLED, whose value (an upstream quirk) is
+        'from allowed to enroll to enrolled'.
+        """
+        backend.set_enrollment(Learner("new@example.com"), self.key, context=CONTEXT)
+        backend.set_enrollment(Learner("new@example.com"), self.key, active=False, context=CONTEXT)
+        transitions = list(ManualEnrollmentAudit.objects.order_by("id").values_list("state_transition", flat=True))
+        assert transitions == ["from unenrolled to allowed to enroll", "from allowed to enroll to enrolled"]

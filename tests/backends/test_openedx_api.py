@@ -2,6 +2,7 @@
 Tests of the remote Open edX backend, against the fake LMS served on 127.0.0.1.
 """
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from opaque_keys.edx.keys import CourseKey
@@ -55,8 +56,15 @@ class TestOpenEdxApiBackendContract(BackendContract):
         self.site.several_accounts = "list"
         return True
 
-    def create_course(self, course_id, modes=("audit", "verified")):
-        self.site.add_course(course_id, modes)
+    # The REST API refuses a full course even with force_enrollment (CourseFullError is raised
+    # whatever can_upgrade says); only the in-process backend can force past capacity.
+    forced_past_capacity = False
+
+    def create_course(self, course_id, modes=("audit", "verified"), **policy):
+        self.site.add_course(course_id, modes, **policy)
+
+    def close_course(self, course):
+        self.site.course_policy[str(course)]["enrollment_end"] = datetime.now(UTC) - timedelta(days=1)
 
 
 class TestOpenEdxApiBackend:

@@ -62,10 +62,15 @@ def seed(users=0):
         make_course(course_id, ("audit", "verified"))
     user_model = get_user_model()
     existing = set(user_model.objects.filter(username__startswith="bench").values_list("username", flat=True))
-    user_model.objects.bulk_create([
+    from common.djangoapps.student.models import UserProfile
+
+    created = user_model.objects.bulk_create([
         user_model(username=f"bench{n}", email=f"bench{n}@example.com", is_active=True)
         for n in range(users) if f"bench{n}" not in existing
     ])
+    # bulk_create sends no post_save: give the learners the profile registration gives them.
+    UserProfile.objects.bulk_create([UserProfile(user=user, name=user.username) for user in created
+                                     if user.pk is not None], ignore_conflicts=True)
 
 
 def signed_request(payload, source="shop"):
