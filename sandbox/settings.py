@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+import django
 from edx_django_utils.plugins import add_plugins, get_plugin_apps
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -30,8 +31,18 @@ DATABASES = {
         "NAME": os.environ.get("SANDBOX_DB", str(BASE_DIR.parent / "sandbox.sqlite3")),
         # As Tutor configures the LMS: every request in a transaction.
         "ATOMIC_REQUESTS": True,
+        # A burst of concurrent deliveries must queue, not fail with "database is
+        # locked": writers wait up to 20 s for the lock, transactions take it when
+        # they begin (a deferred one that must upgrade its lock fails at once),
+        # and WAL lets readers go on while one writer works.
+        "OPTIONS": {"timeout": 20},
     },
 }
+if django.VERSION >= (5, 1):
+    DATABASES["default"]["OPTIONS"].update({
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    })
 
 INSTALLED_APPS = [
     "django.contrib.admin",

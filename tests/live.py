@@ -16,6 +16,17 @@ from .tools.mariadb import free_port, stop_process
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def http_request(port, method, path, body=b"", headers=None, timeout=60):
+    """Send one request to 127.0.0.1:``port``; return (status, headers dict, body bytes)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
 class LiveServer:
     """A gunicorn process tree serving the webhook."""
 
@@ -49,13 +60,7 @@ class LiveServer:
 
     def request(self, method, path, body=b"", headers=None, timeout=60):
         """Send one request; return (status, headers dict, body bytes)."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return response.status, dict(response.getheaders()), response.read()
-        finally:
-            connection.close()
+        return http_request(self.port, method, path, body, headers, timeout)
 
     def output(self):
         """What gunicorn printed (errors, tracebacks)."""
