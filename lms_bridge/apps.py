@@ -25,6 +25,17 @@ class LmsBridgeConfig(AppConfig):
                 "relative_path": "urls",
             },
         },
+        # The platform's retirement signal for plugins: a retired learner is scrubbed from the audit trail.
+        "signals_config": {
+            "lms.djangoapp": {
+                "relative_path": "retirement",
+                "receivers": [{
+                    "receiver_func_name": "retire_learner",
+                    "signal_path": "openedx.core.djangoapps.user_api.accounts.signals.USER_RETIRE_LMS_MISC",
+                    "dispatch_uid": "lms_bridge.retirement.retire_learner",
+                }],
+            },
+        },
         "settings_config": {
             "lms.djangoapp": {
                 "common": {"relative_path": "settings.common"},

@@ -70,9 +70,11 @@ class WebhookDelivery(models.Model):
     One HTTP request that reached a configured webhook source.
 
     .. pii: The body holds the learner's email, and optionally username, first and last name;
-        remote_addr is the sender's IP address (a server, usually).
+        remote_addr is the sender's IP address (a server, usually). When Open edX retires the learner
+        (USER_RETIRE_LMS_MISC), lms_bridge.retirement removes their email and names from the body;
+        lms_bridge_purge_deliveries deletes old rows.
     .. pii_types: email_address, username, name, ip
-    .. pii_retirement: retained
+    .. pii_retirement: local_api
     """
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -123,9 +125,10 @@ class EnrollmentOperation(models.Model):
     """
     What one delivery asked for one course, and what came of it.
 
-    .. pii: email is the learner's email address.
+    .. pii: email is the learner's email address, replaced when Open edX retires the learner
+        (lms_bridge.retirement, on USER_RETIRE_LMS_MISC).
     .. pii_types: email_address
-    .. pii_retirement: retained
+    .. pii_retirement: local_api
     """
 
     delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="operations")

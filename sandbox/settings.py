@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "openedx.core.djangoapps.content.course_overviews.apps.CourseOverviewsConfig",
     "common.djangoapps.course_modes.apps.CourseModesConfig",
     "common.djangoapps.student.apps.StudentConfig",
+    "openedx.core.djangoapps.user_api.apps.UserAPIConfig",
     "sandbox",
 ]
 INSTALLED_APPS += get_plugin_apps("lms.djangoapp")

@@ -6,7 +6,9 @@ so lazily (inside methods), so the rest of the application imports, checks
 and tests without it. The APIs used are those of openedx-platform master:
 ``CourseEnrollment.enroll/unenroll/enrollment_mode_for_user``,
 ``CourseEnrollmentAllowed``, ``ManualEnrollmentAudit``, ``is_email_retired``,
-``CourseMode.modes_for_course`` and ``CourseOverview``.
+``UserProfile`` (its absence), ``CourseMode.modes_for_course``,
+``enrollments.api._default_course_mode``, ``UserRetirementStatus`` and
+``CourseOverview``.
 
 Options:
     INCLUDE_EXPIRED_MODES (bool): accept a mode whose upgrade deadline has
@@ -53,9 +55,10 @@ def _platform():
     from common.djangoapps.student import models as student
     from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
     from openedx.core.djangoapps.enrollments.api import _default_course_mode
+    from openedx.core.djangoapps.user_api.models import UserRetirementStatus
 
     return SimpleNamespace(student=student, CourseMode=CourseMode, CourseOverview=CourseOverview,
-                           default_mode=_default_course_mode)
+                           default_mode=_default_course_mode, UserRetirementStatus=UserRetirementStatus)
 
 
 class OpenEdxBackend(EnrollmentBackend):
@@ -234,6 +237,11 @@ class OpenEdxBackend(EnrollmentBackend):
         student = platform.student
         if student.is_email_retired(email):
             return EnrollmentResult(Outcome.REFUSED, detail="This email belongs to a retired account")
+        retiring = platform.UserRetirementStatus.objects.filter(original_email__iexact=email).values_list(
+            "original_email", flat=True)
+        if any(same_email(original, email) for original in retiring):
+            # Requested, email not hashed yet: an allowance now would outlive the account.
+            return EnrollmentResult(Outcome.REFUSED, detail="This email belongs to an account being retired")
         detail = allowance_detail(mode)
         same, lookalikes = self._allowances(platform, email, course_key)
         if not same and lookalikes:
