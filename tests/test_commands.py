@@ -108,3 +108,27 @@ class TestSendCommand:
         """Expected behavior: only http(s) URLs."""
         with pytest.raises(CommandError, match="must start with http"):
             run("lms_bridge_send", "file:///etc/passwd", "--source", "shop", "--data", "{}")
+
+
+def test_the_sandbox_try_it_command_works_as_printed(tmp_path):
+    """
+    Expected behavior: `python manage.py lms_bridge_sign --source demo ...` in a
+    fresh process with only the demo secret exported (as make run prints it)
+    works although the sandbox's other source has no secret in that shell.
+    """
+    import os  # pylint: disable=import-outside-toplevel
+    import subprocess  # pylint: disable=import-outside-toplevel
+    import sys  # pylint: disable=import-outside-toplevel
+    from pathlib import Path  # pylint: disable=import-outside-toplevel
+
+    from lms_bridge.signatures.standard_webhooks import StandardWebhooksScheme  # pylint: disable=import-outside-toplevel
+
+    root = Path(__file__).resolve().parent.parent
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LMS_BRIDGE_")}
+    env.update({"DJANGO_SETTINGS_MODULE": "sandbox.settings", "SANDBOX_DB": str(tmp_path / "db.sqlite3"),
+                "LMS_BRIDGE_DEMO_SECRET": StandardWebhooksScheme.generate_secret(), "PYTHONPATH": str(root)})
+    result = subprocess.run([sys.executable, "manage.py", "lms_bridge_sign", "--source", "demo", "--email",
+                             "ada@example.com", "--course", "course-v1:edX+DemoX+Demo_Course"], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "webhook-signature: v1," in result.stdout
