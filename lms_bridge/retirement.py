@@ -10,6 +10,7 @@ Matching ignores letter case only (see ``backends.base.same_email``).
 """
 import json
 import logging
+import re
 
 from django.db import transaction
 
@@ -51,11 +52,7 @@ def scrub_body(body, email):
     try:
         return json.dumps(_scrub_value(strict_json.loads(body), email))
     except (strict_json.StrictJSONError, RecursionError):
-        lowered, needle, out, start = body.lower(), email.lower(), [], 0
-        while (found := lowered.find(needle, start)) != -1:
-            out.extend((body[start:found], RETIRED_EMAIL))
-            start = found + len(needle)
-        return "".join(out) + body[start:]
+        return re.sub(re.escape(email), RETIRED_EMAIL, body, flags=re.IGNORECASE)
 
 
 def scrub_learner(email):

@@ -111,6 +111,17 @@ def same_email(first, second):
     return isinstance(first, str) and isinstance(second, str) and first.lower() == second.lower()
 
 
+def split_by_email(rows, email, email_of):
+    """
+    Split what a (collation-blind) lookup returned into this email's rows and lookalikes' rows.
+
+    Returns:
+        tuple[list, list]: (rows whose email is ``email`` ignoring case, the others).
+    """
+    same = [row for row in rows if same_email(email_of(row), email)]
+    return same, [row for row in rows if not same_email(email_of(row), email)]
+
+
 def pick_account(accounts, email, email_of):
     """
     Choose the account of ``email`` among what a (collation-blind) lookup returned.
@@ -127,8 +138,8 @@ def pick_account(accounts, email, email_of):
         AmbiguousAccountError: several accounts have this email (differing
             only in case) and none matches exactly.
     """
-    same = [account for account in accounts if same_email(email_of(account), email)]
-    lookalike = len(same) < len(accounts)
+    same, lookalikes = split_by_email(accounts, email, email_of)
+    lookalike = bool(lookalikes)
     if len(same) <= 1:
         return (same[0] if same else None), lookalike
     exact = [account for account in same if email_of(account) == email]

@@ -38,6 +38,7 @@ from .base import (
     no_default_mode_detail,
     pick_account,
     same_email,
+    split_by_email,
 )
 
 log = logging.getLogger(__name__)
@@ -154,9 +155,8 @@ class OpenEdxBackend(EnrollmentBackend):
         Returns:
             tuple[list, list]: (allowances of this email, allowances of lookalike emails).
         """
-        rows = list(platform.student.CourseEnrollmentAllowed.objects.filter(email__iexact=email, course_id=course_key))
-        return [row for row in rows if same_email(row.email, email)], [row for row in rows if not same_email(
-            row.email, email)]
+        rows = platform.student.CourseEnrollmentAllowed.objects.filter(email__iexact=email, course_id=course_key)
+        return split_by_email(list(rows), email, lambda row: row.email)
 
     @staticmethod
     def _audit(platform, email, transition, reason, enrollment=None):

@@ -47,7 +47,7 @@ from .base import (
     full_detail,
     no_default_mode_detail,
     pick_account,
-    same_email,
+    split_by_email,
 )
 
 log = logging.getLogger(__name__)
@@ -283,7 +283,7 @@ class OpenEdxApiBackend(EnrollmentBackend):
             raise self._error("allowance lookup", response)
         rows = [row for row in response.json() if isinstance(row, dict) and str(row.get("course_id")) == str(
             course_key)]
-        return [row for row in rows if same_email(row.get("email"), email)], bool(rows)
+        return split_by_email(rows, email, lambda row: row.get("email"))[0], bool(rows)
 
     def _enrollment(self, username, course_key):
         """The account's enrollment in the course, or None (the site answers 200 with an empty body then)."""
