@@ -60,6 +60,8 @@ setup(
     packages=find_packages(include=["lms_bridge", "lms_bridge.*"]),
     include_package_data=True,
     install_requires=load_requirements("requirements/base.in"),
+    # Inside Open edX the LMS already has Celery; elsewhere, for MODE async/auto.
+    extras_require={"celery": ["celery>=5.2"]},
     python_requires=">=3.11",
     zip_safe=False,
     keywords="Python edx openedx webhook enrollment",

@@ -19,6 +19,7 @@ Ids:
     lms_bridge.E013  a backend's configuration is invalid (as the backend reports).
     lms_bridge.E014  LMS_BRIDGE_MAX_BODY_BYTES (or another size setting) is not a positive integer.
     lms_bridge.E015  a THROTTLE_RATE or LMS_BRIDGE_REJECTED_THROTTLE_RATE is not a rate such as "120/min".
+    lms_bridge.E016  a source's FORMAT, MODE (async needs Celery), MAX_PAIRS or ASYNC_ABOVE_PAIRS is invalid.
     lms_bridge.W001  a hmac-sha256 or lernito secret is shorter than 32 bytes.
     lms_bridge.W002  no backend is configured: every course is refused.
 """
@@ -84,7 +85,9 @@ def check_sizes(app_configs=None, **kwargs):  # pylint: disable=unused-argument
     """Check the size and time settings."""
     errors = []
     for name in ("LMS_BRIDGE_MAX_BODY_BYTES", "LMS_BRIDGE_REJECTED_BODY_BYTES",
-                 "LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS", "LMS_BRIDGE_RETRY_AFTER_SECONDS"):
+                 "LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS", "LMS_BRIDGE_RETRY_AFTER_SECONDS",
+                 "LMS_BRIDGE_BATCH_PAIRS", "LMS_BRIDGE_CHUNK_PAIRS", "LMS_BRIDGE_TASK_BACKOFF_SECONDS",
+                 "LMS_BRIDGE_TASK_BACKOFF_MAX_SECONDS", "LMS_BRIDGE_SWEEP_AFTER_SECONDS"):
         value = get_setting(name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             errors.append(Error(f"{name} must be a positive integer.", id="lms_bridge.E014"))

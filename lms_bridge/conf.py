@@ -10,6 +10,7 @@ checks report what it finds, and the view keeps a source with any error
 *closed* (503) until the operator fixes it, so a bad option is never a 500,
 a silent 401 or a silently weaker source.
 """
+import importlib.util
 import re
 import threading
 from dataclasses import dataclass, field
@@ -17,11 +18,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.signals import setting_changed
 
+from .actions import ACTIONS, ENROLL, UNENROLL  # noqa: F401  pylint: disable=unused-import
 from .signatures import DEFAULT_SCHEME, get_scheme_class
-
-ENROLL = "enroll"
-UNENROLL = "unenroll"
-ACTIONS = (ENROLL, UNENROLL)
 
 DEFAULTS = {
     # Webhook sources by slug (see SOURCE_KEYS).
@@ -46,15 +44,47 @@ DEFAULTS = {
     # Budget of requests that fail verification, per source and client address
     # ("<count>/<s|min|hour|day>"; None: no limit). Past it they are not even recorded.
     "LMS_BRIDGE_REJECTED_THROTTLE_RATE": "120/min",
+    # Pairs changed per database transaction (each pair has its own savepoint inside it).
+    "LMS_BRIDGE_BATCH_PAIRS": 100,
+    # Pairs per Celery task: a larger delivery is shared by several tasks (and workers).
+    "LMS_BRIDGE_CHUNK_PAIRS": 1000,
+    # Whether Celery runs lms_bridge's tasks: None finds out (celery installed and a broker configured).
+    "LMS_BRIDGE_CELERY": None,
+    # Celery queue of lms_bridge's tasks (None: the app's default queue).
+    "LMS_BRIDGE_CELERY_QUEUE": None,
+    # A task retries a transient failure this many times (exponential backoff with jitter), then gives up.
+    "LMS_BRIDGE_TASK_MAX_RETRIES": 8,
+    "LMS_BRIDGE_TASK_BACKOFF_SECONDS": 5,
+    "LMS_BRIDGE_TASK_BACKOFF_MAX_SECONDS": 600,
+    # The sweeper re-enqueues deliveries left "received" for longer than this.
+    "LMS_BRIDGE_SWEEP_AFTER_SECONDS": 300,
 }
 
 DEFAULT_TOLERANCE_SECONDS = 300
 # Keys a source may have; anything else is a typo the operator must hear about.
 SOURCE_KEYS = frozenset({
     "SCHEME", "SECRETS", "TOLERANCE_SECONDS", "OPTIONS", "THROTTLE_RATE", "MAX_BODY_BYTES",
-    "COURSES", "ACTIONS", "FORCE_ENROLLMENT",
+    "COURSES", "ACTIONS", "FORCE_ENROLLMENT", "FORMAT", "MODE", "MAX_PAIRS", "ASYNC_ABOVE_PAIRS",
 })
+MODES = ("sync", "async", "auto")
+DEFAULT_ASYNC_ABOVE_PAIRS = 20
+MAX_MAX_PAIRS = 1_000_000
 SLUG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def celery_configured():
+    """
+    Whether lms_bridge's tasks can run on Celery: ``LMS_BRIDGE_CELERY`` when set,
+    else Celery is installed and a broker is configured (``CELERY_BROKER_URL``,
+    as Open edX sets it, or ``BROKER_URL``), or tasks run eagerly.
+    """
+    if importlib.util.find_spec("celery") is None:
+        return False
+    explicit = get_setting("LMS_BRIDGE_CELERY")
+    if explicit is not None:
+        return bool(explicit)
+    return bool(getattr(settings, "CELERY_BROKER_URL", None) or getattr(settings, "BROKER_URL", None)
+                or getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False))
 
 
 def get_setting(name):
@@ -89,6 +119,10 @@ class SourceConfig:
     courses: re.Pattern | None = None
     actions: frozenset = frozenset(ACTIONS)
     force_enrollment: bool = False
+    format: str = "lms-bridge"
+    mode: str = "sync"
+    max_pairs: int = 10_000
+    async_above: int = DEFAULT_ASYNC_ABOVE_PAIRS
     errors: tuple = ()
     warnings: tuple = ()
 
@@ -100,6 +134,27 @@ class SourceConfig:
     def build_scheme(self):
         """Return the source's signature scheme instance (call only on an open source)."""
         return get_scheme_class(self.scheme)(self.secrets, self.tolerance, self.options)
+
+    def build_format(self):
+        """Return the source's payload format instance (call only on an open source)."""
+        from .formats import get_format_class  # pylint: disable=import-outside-toplevel
+
+        return get_format_class(self.format)(max_pairs=self.max_pairs)
+
+    def body_cap(self):
+        """The largest body the source takes: its MAX_BODY_BYTES, its scheme's cap, or what its format needs."""
+        if self.max_body_bytes:
+            return self.max_body_bytes
+        cap = get_setting("LMS_BRIDGE_MAX_BODY_BYTES")
+        return self.build_format().max_body_bytes(cap) if self.is_open else cap
+
+    def runs_async(self, pairs):
+        """Whether a delivery of ``pairs`` pairs goes to Celery (its ``MODE``; ``auto`` without Celery is sync)."""
+        if self.mode == "sync":
+            return False
+        if self.mode == "async":
+            return True
+        return celery_configured() and pairs > self.async_above
 
     def allows_course(self, course_id):
         """True when the source's ``COURSES`` scope covers ``course_id`` (``re.match``, like SELECTOR_REGEX)."""
@@ -194,8 +249,37 @@ def validate_source(slug, value):  # pylint: disable=too-many-branches,too-many-
         errors.append(("lms_bridge.E005", "FORCE_ENROLLMENT must be True or False"))
         force = False
 
+    from .formats import DEFAULT_FORMAT, get_format_class  # pylint: disable=import-outside-toplevel
+
+    format_name = value.get("FORMAT", DEFAULT_FORMAT)
+    try:
+        format_class = get_format_class(format_name)
+    except ImportError as exc:
+        errors.append(("lms_bridge.E016", f"FORMAT: {exc} (built-in: lms-bridge, bulk)"))
+        format_class = None
+    mode = value.get("MODE", format_class.default_mode if format_class else "sync")
+    if mode not in MODES:
+        errors.append(("lms_bridge.E016", f"MODE must be one of {', '.join(MODES)}"))
+        mode = "sync"
+    elif mode == "async":
+        if not celery_configured():
+            errors.append(("lms_bridge.E016", "MODE is async but Celery is not configured (no broker; "
+                                              "install lms-bridge[celery] and set CELERY_BROKER_URL)"))
+    max_pairs = value.get("MAX_PAIRS", 10_000)
+    if not _is_int(max_pairs) or not 1 <= max_pairs <= MAX_MAX_PAIRS:
+        errors.append(("lms_bridge.E016", f"MAX_PAIRS must be an integer from 1 to {MAX_MAX_PAIRS}"))
+        max_pairs = 10_000
+    async_above = value.get("ASYNC_ABOVE_PAIRS", DEFAULT_ASYNC_ABOVE_PAIRS)
+    if not _is_int(async_above) or async_above < 0:
+        errors.append(("lms_bridge.E016", "ASYNC_ABOVE_PAIRS must be a non-negative integer"))
+        async_above = DEFAULT_ASYNC_ABOVE_PAIRS
+
     return SourceConfig(
         slug=slug,
+        format=format_name if format_class else DEFAULT_FORMAT,
+        mode=mode,
+        max_pairs=max_pairs,
+        async_above=async_above,
         scheme=scheme_name,
         secrets=secrets,
         tolerance=tolerance if _is_int(tolerance) else DEFAULT_TOLERANCE_SECONDS,

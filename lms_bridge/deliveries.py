@@ -88,9 +88,10 @@ def record_rejected(source, body, remote_addr, claimed_event_id, reason, reply, 
     )
 
 
-def record_verified(source, body, remote_addr, verification):
+def record_verified(source, body, remote_addr, verification, headers=None):
     """
-    Record an authentic delivery, exactly once per (source, event id).
+    Record an authentic delivery, exactly once per (source, event id), with the
+    request headers its payload format reads (``headers``).
 
     Returns:
         tuple[WebhookDelivery, bool]: the delivery, and whether this call
@@ -123,6 +124,7 @@ def record_verified(source, body, remote_addr, verification):
                 body_truncated=not stored_exactly,
                 body_sha256=hashlib.sha256(body).hexdigest(),
                 status=DeliveryStatus.RECEIVED,
+                headers=headers or {},
             )
     except IntegrityError:
         if key is None:

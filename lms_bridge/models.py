@@ -24,6 +24,7 @@ class DeliveryStatus(models.TextChoices):
     PROCESSING = "processing", _("Processing")
     INVALID = "invalid", _("Invalid payload")
     PROCESSED = "processed", _("Processed")
+    IGNORED = "ignored", _("Ignored (needs no action)")
     PARTIALLY_FAILED = "partially_failed", _("Partially failed")
     FAILED = "failed", _("Failed")
 
@@ -53,6 +54,17 @@ SUCCESSFUL_OUTCOMES = frozenset({
     Outcome.UNENROLLED,
     Outcome.NOT_ENROLLED,
 })
+
+
+def learner_key_for(email):
+    """
+    Return the stored key of a learner's email in a delivery: the hash of its lower-case form.
+
+    Emails that differ only in case are one learner; emails that differ in
+    accents or letter width are others, though MySQL's collations would take
+    them for one in a unique index on the email itself.
+    """
+    return hashlib.sha256(email.lower().encode("utf-8")).hexdigest()
 
 
 def idempotency_key_for(event_id):
@@ -106,6 +118,16 @@ class WebhookDelivery(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.JSONField(null=True, blank=True)
+    retryable = models.BooleanField(
+        default=False,
+        help_text=_("A failure a later attempt may cure (the sender's retry, the task's or the sweeper's)."),
+    )
+    headers = models.JSONField(
+        default=dict, blank=True, help_text=_("The request headers the source's payload format reads."),
+    )
+    pairs_total = models.PositiveIntegerField(
+        null=True, blank=True, help_text=_("Learner-course pairs the delivery asks for, once validated."),
+    )
 
     class Meta:
         verbose_name = _("webhook delivery")
@@ -134,6 +156,11 @@ class EnrollmentOperation(models.Model):
     delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="operations")
     course_id = models.CharField(max_length=255, db_index=True)
     email = models.CharField(max_length=254, db_index=True)
+    learner_key = models.CharField(
+        max_length=64, editable=False, default="",
+        help_text=_("Hash of the lower-case email: one learner per delivery."),
+    )
+    chunk = models.PositiveIntegerField(default=0, help_text=_("The part of the delivery a task processes."))
     action = models.CharField(max_length=16)
     mode = models.CharField(max_length=100, blank=True, default="")
     backend = models.CharField(max_length=255, blank=True, default="")
@@ -150,13 +177,55 @@ class EnrollmentOperation(models.Model):
         verbose_name = _("enrollment operation")
         ordering = ("delivery", "id")
         constraints = [
-            models.UniqueConstraint(fields=("delivery", "course_id"), name="lms_bridge_operation_unique_course"),
+            models.UniqueConstraint(fields=("delivery", "learner_key", "course_id"),
+                                    name="lms_bridge_operation_unique_pair"),
         ]
+        indexes = [models.Index(fields=("delivery", "chunk", "outcome"), name="lms_bridge_op_chunk")]
 
     def __str__(self):
         return f"{self.action} {self.course_id}: {self.outcome}"
+
+    def save(self, *args, **kwargs):
+        if not self.learner_key and self.email:
+            self.learner_key = learner_key_for(self.email)
+        super().save(*args, **kwargs)
 
     @property
     def succeeded(self):
         """True when the operation reached a successful outcome (it is never redone)."""
         return self.outcome in SUCCESSFUL_OUTCOMES
+
+
+class ChunkStatus(models.TextChoices):
+    """Where a part of a delivery is."""
+
+    PENDING = "pending", _("Pending")
+    PROCESSING = "processing", _("Processing")
+    DONE = "done", _("Done")
+
+
+class DeliveryChunk(models.Model):
+    """
+    A part of a large delivery that one Celery task processes (several workers share a delivery).
+
+    .. no_pii: counts and states only.
+    """
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    pairs = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=ChunkStatus.choices, default=ChunkStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    task_id = models.CharField(max_length=255, blank=True, default="")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("delivery chunk")
+        ordering = ("delivery", "number")
+        constraints = [
+            models.UniqueConstraint(fields=("delivery", "number"), name="lms_bridge_chunk_unique_number"),
+        ]
+
+    def __str__(self):
+        return f"chunk {self.number} ({self.status})"

@@ -1,22 +1,46 @@
 """
-Processing a recorded delivery: validate it, then enroll course by course.
+Processing a recorded delivery: parse it with its source's format, validate it whole, then change
+only the learner-course pairs that need it.
 
-``process_delivery`` is the one piece of code that acts on a delivery. The
-webhook view calls it for a new delivery and for a sender's retry; the admin's
-"reprocess" action calls it; Celery tasks will call it. It is safe to call
-concurrently: a delivery is first *claimed* with one conditional UPDATE, so
-only one process works on it at a time, and every course's operation is its
-own row and transaction, so a retry redoes only what did not succeed.
+This is the one piece of code that acts on a delivery; it knows nothing of HTTP
+(``responses`` maps its results to answers). The webhook view calls
+``dispatch``; admin "reprocess", the sweeper and the Celery tasks call
+``process_delivery``, ``start_delivery`` and ``process_chunk``.
+
+The steps:
+
+1. *claim* the delivery with one conditional UPDATE, so only one process works on it;
+2. *parse* the body (``formats``) into requests, and *validate* them all (scope,
+   backends, courses, modes) with a constant number of queries per backend,
+   before anything is changed: a 400 leaves nothing half-done;
+3. *read* the current state in bulk (``EnrollmentBackend.settled``, no locks): pairs
+   already in the requested state get their outcome in the same INSERT that
+   creates the operation rows, with no transaction of their own;
+4. *change* the other pairs in bounded batches: for a backend whose effects are
+   in this database, one transaction per batch and a savepoint per pair (the
+   change, the LMS's audit row and the outcome commit together, and one pair's
+   failure undoes no other's); a remote backend holds no transaction across its
+   HTTP calls. The claim's lease is renewed after every batch.
+5. *finish*: the delivery's status, whether it may be retried, and its answer.
+
+A delivery of up to ``LMS_BRIDGE_BATCH_PAIRS`` pairs on the in-process backend is
+steps 1-5 in a single transaction: with the record, two commits per delivery.
 """
 import logging
-from dataclasses import dataclass, field
+import math
+import random
+from collections import Counter, defaultdict
+from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import OperationalError, transaction
-from django.db.models import F, Q
+from django.db import DatabaseError, OperationalError, transaction
+from django.db.models import Count, F, Q
 from django.utils import timezone
+from opaque_keys import InvalidKeyError
+from opaque_keys.edx.keys import CourseKey
 
-from . import strict_json
+from . import signals
 from .backends.base import (
     ENROLL,
     BackendConfigurationError,
@@ -27,253 +51,534 @@ from .backends.base import (
 )
 from .conf import get_setting, get_source
 from .deliveries import storable_text
-from .models import SUCCESSFUL_OUTCOMES, DeliveryStatus, EnrollmentOperation, Outcome, WebhookDelivery
-from .registry import RegistryError, select_backend
-from .serializers import WebhookPayloadSerializer, first_error_message
+from .formats import EnrollmentRequest, Ignored, InvalidPayloadError
+from .models import (
+    SUCCESSFUL_OUTCOMES,
+    ChunkStatus,
+    DeliveryChunk,
+    DeliveryStatus,
+    EnrollmentOperation,
+    Outcome,
+    WebhookDelivery,
+    learner_key_for,
+)
+from .registry import RegistryError, get_all_backends, select_backend
+from .results import ACCEPTED, IN_PROGRESS, REPLAY, UNAVAILABLE, DeliveryResult, PairResult
 
 log = logging.getLogger(__name__)
 
 ALLOWANCE_OUTCOMES = frozenset({Outcome.ALLOWED, Outcome.ALREADY_ALLOWED})
-OPERATION_RESULT_FIELDS = ("outcome", "detail", "error", "mode", "backend", "attempts", "modified")
+CHANGED_OUTCOMES = frozenset({Outcome.ENROLLED, Outcome.MODE_CHANGED, Outcome.ALLOWED, Outcome.UNENROLLED})
+OPEN_OUTCOMES = (Outcome.PENDING, Outcome.RETRY)
+FAILED_STATUSES = (DeliveryStatus.FAILED, DeliveryStatus.PARTIALLY_FAILED)
+# Pairs listed in a result (and a stored answer): past it, only those that did not succeed.
+MAX_LISTED_PAIRS = 1000
+
+class _InvalidDeliveryError(Exception):
+    """The delivery cannot be processed as sent (a 400, nothing changed)."""
+
+    def __init__(self, message, invalid=(), errors=None):
+        super().__init__(message)
+        self.message, self.invalid, self.errors = message, list(invalid), errors
+
+
+class _UnavailableError(Exception):
+    """The delivery cannot be processed now; a later attempt may (a 503)."""
+
+    def __init__(self, message, retry_after=None):
+        super().__init__(message)
+        self.message, self.retry_after = message, retry_after
 
 
 @dataclass
-class Reply:
-    """An HTTP answer to a sender: status code, JSON body and extra headers."""
+class _Plan:
+    """A claimed delivery's requests, their backends, and what is left to change."""
 
-    status: int
-    body: dict
-    headers: dict = field(default_factory=dict)
+    delivery: WebhookDelivery
+    requests: list
+    backends: dict
+    context: OperationContext
+    outcomes: dict  # index -> (outcome, detail)
+    todo: list      # indexes of the requests to change
 
 
-def make_reply(status, success, message, delivery=None, results=(), **extra):
+# Entry points ---------------------------------------------------------------------------------
+
+
+def dispatch(delivery, fresh=False):
     """
-    Build a reply in the webhook's response format::
+    What the webhook view does with a verified, recorded delivery: process it now
+    (``MODE`` sync), or validate it and queue it for a Celery worker (async).
 
-        {"success": bool, "message": str | dict, "delivery": uuid | None,
-         "results": [{"courseId", "outcome", "detail"}]}
+    Arguments:
+        delivery (WebhookDelivery): verified and recorded.
+        fresh (bool): this request created it (no earlier attempt exists).
+
+    Returns:
+        DeliveryResult
     """
-    body = {
-        "success": success,
-        "message": message,
-        "delivery": str(delivery.uuid) if delivery is not None else None,
-        "results": list(results),
-    }
-    body.update(extra)
-    headers = {}
-    if status == 503:
-        headers["Retry-After"] = str(get_setting("LMS_BRIDGE_RETRY_AFTER_SECONDS"))
-    return Reply(status, body, headers)
+    source = get_source(delivery.source)
+    if source is None or not source.is_open:
+        return process_delivery(delivery, fresh=fresh)
+    if not fresh and not (delivery.status == DeliveryStatus.RECEIVED
+                          or (delivery.status in FAILED_STATUSES and delivery.retryable)):
+        return process_delivery(delivery)  # in progress or done: the claim says so
+    try:
+        requests = _parse(delivery, source)
+    except (_InvalidDeliveryError, Ignored):
+        return process_delivery(delivery, fresh=fresh)
+    if not source.runs_async(len(requests)):
+        return process_delivery(delivery, fresh=fresh, requests=requests)
+    try:
+        _validate(requests, source)
+    except (_InvalidDeliveryError, _UnavailableError):
+        return process_delivery(delivery, fresh=fresh, requests=requests)
+    if delivery.status in FAILED_STATUSES:
+        requeue(delivery)
+    # The caller queues it (``tasks.enqueue_delivery``, on commit).
+    return DeliveryResult(ACCEPTED, delivery, f"Accepted: {len(requests)} learner-course pair(s) will be processed",
+                          pairs_total=len(requests))
 
 
-def _pass_retry_after(reply, retry_after):
-    """Ask the sender to wait at least what an LMS asked of us (its Retry-After), when that is longer."""
-    if retry_after and reply.status == 503:
-        reply.headers["Retry-After"] = str(max(int(reply.headers.get("Retry-After", 0)), retry_after))
-    return reply
-
-
-class _InvalidPayloadError(Exception):
-    """The payload cannot be processed as sent (400)."""
-
-    def __init__(self, message, results=(), errors=None):
-        super().__init__(message)
-        self.message = message
-        self.results = list(results)
-        self.errors = errors
-
-
-def process_delivery(delivery, reprocess=False):
+def process_delivery(delivery, reprocess=False, fresh=False, requests=None):
     """
-    Process a verified delivery, or say why it is not processed now.
+    Process a verified delivery now, whole, in this process; or say why it is not processed now.
 
     Arguments:
         delivery (WebhookDelivery): a verified delivery.
         reprocess (bool): support staff's "reprocess": also take deliveries
-            that failed permanently or were invalid, and redo every course
-            that did not succeed.
+            that failed permanently or were invalid, and redo every pair that
+            did not succeed.
+        fresh (bool): the caller created the delivery just now (no operations exist).
+        requests (list | None): the parsed requests, when the caller has them.
 
     Returns:
-        Reply: the answer for the sender. When another process holds the
-        delivery it is 202; when there is nothing to redo it is the stored
-        answer, marked ``Idempotent-Replayed``.
+        DeliveryResult
     """
-    if not _claim(delivery, reprocess):
-        delivery.refresh_from_db()
-        return _not_claimed_reply(delivery)
+    _clear_request_cache()
+    source = get_source(delivery.source)
+    local = _all_local()
+    claim_committed = False
     try:
-        reply = _process_claimed(delivery)
+        with transaction.atomic() if local else nullcontext():
+            if not _claim(delivery, reprocess):
+                claimed = False
+            else:
+                claimed = True
+                plan_or_result = _prepare(delivery, source, fresh, requests)
+                if isinstance(plan_or_result, DeliveryResult):
+                    return plan_or_result
+                plan = plan_or_result
+                batches = _batches(plan.todo)
+                if len(batches) <= 1:
+                    retry_after = _apply(plan, plan.todo, local)
+                    return _finish(plan, retry_after)
+        if not claimed:
+            return _not_claimed(delivery)
+        claim_committed = True
+        retry_after = 0
+        for batch in batches:
+            with transaction.atomic() if local else nullcontext():
+                retry_after = max(retry_after, _apply(plan, batch, local) or 0)
+                _renew_lease(delivery)
+        return _finish(plan, retry_after)
+    except OperationalError as exc:
+        # The database itself failed (a deadlock, a lost connection): nothing of this
+        # attempt's transaction stayed; the next attempt redoes what did not commit.
+        log.warning("lms_bridge delivery %s: database error %s; will be retried", delivery.uuid, type(exc).__name__)
+        if claim_committed or not local:
+            _release(delivery, retryable=True)
+        return DeliveryResult(UNAVAILABLE, delivery, "Temporary database error; retry later", retryable=True)
     except BaseException:
-        _release(delivery)
+        if claim_committed or not local:
+            _release(delivery)
         raise
-    log.info(
-        "lms_bridge delivery %s from source %s: %s (HTTP %s, attempt %s)",
-        delivery.uuid, delivery.source, delivery.status, reply.status, delivery.attempts,
-    )
-    return reply
+
+
+def start_delivery(delivery_id):
+    """
+    The first Celery task of a delivery: claim, validate and plan it, and split
+    what is left to change into chunks (``LMS_BRIDGE_CHUNK_PAIRS`` pairs each).
+
+    Returns:
+        list[int]: the numbers of the chunks to process (none when the delivery
+        is done, invalid, or held by another process).
+    """
+    _clear_request_cache()
+    delivery = WebhookDelivery.objects.filter(pk=delivery_id).first()
+    if delivery is None:
+        return []
+    source = get_source(delivery.source)
+    local = _all_local()
+    resumed = delivery.status == DeliveryStatus.PROCESSING
+    with transaction.atomic() if local else nullcontext():
+        if not _claim(delivery, reprocess=False):
+            return []
+        if resumed and delivery.chunks.exists():
+            # A worker died holding it: the chunks not done are queued again (each has its own lease).
+            return list(delivery.chunks.exclude(status=ChunkStatus.DONE).values_list("number", flat=True))
+        plan_or_result = _prepare(delivery, source, fresh=False)
+        if isinstance(plan_or_result, DeliveryResult):
+            return []
+        plan = plan_or_result
+        size = get_setting("LMS_BRIDGE_CHUNK_PAIRS")
+        count = math.ceil(len(plan.todo) / size)
+        if count == 0:
+            _finish(plan, 0)
+            return []
+        DeliveryChunk.objects.bulk_create(
+            [DeliveryChunk(delivery=delivery, number=number, pairs=min(size, len(plan.todo) - number * size))
+             for number in range(count)],
+            ignore_conflicts=True,
+        )
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(pairs_total=len(plan.requests),
+                                                              processing_started_at=timezone.now())
+    return list(range(count))
+
+
+@dataclass
+class ChunkResult:
+    """What a chunk's task did: ``done``, ``retry`` (after ``retry_after`` seconds) or ``busy`` (another holds it)."""
+
+    state: str
+    retry_after: int | None = None
+    result: DeliveryResult | None = None
+
+
+def process_chunk(delivery_id, number, final=False):
+    """
+    Process the open pairs of one chunk of a delivery (a Celery task's work), then
+    finish the delivery if every chunk is done.
+
+    Arguments:
+        final (bool): the task's last attempt: pairs still failing transiently
+            stay ``retry`` and the chunk is done (the delivery fails; "reprocess" re-queues it).
+
+    Returns:
+        ChunkResult
+    """
+    _clear_request_cache()
+    now = timezone.now()
+    lease = now + timedelta(seconds=get_setting("LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS"))
+    claimed = DeliveryChunk.objects.filter(delivery_id=delivery_id, number=number).filter(
+        Q(status=ChunkStatus.PENDING) | Q(status=ChunkStatus.PROCESSING, lease_expires_at__lt=now),
+    ).update(status=ChunkStatus.PROCESSING, lease_expires_at=lease, attempts=F("attempts") + 1)
+    if not claimed:
+        busy = DeliveryChunk.objects.filter(delivery_id=delivery_id, number=number,
+                                            status=ChunkStatus.PROCESSING).exists()
+        return ChunkResult("busy" if busy else "done")
+    delivery = WebhookDelivery.objects.get(pk=delivery_id)
+    source = get_source(delivery.source)
+    operations = list(delivery.operations.filter(chunk=number, outcome__in=OPEN_OUTCOMES).order_by("id"))
+    requests = [_request_of(operation) for operation in operations]
+    local = _all_local()
+    retry_after = 0
+    try:
+        backends = {request.course_key: select_backend(request.course_key) for request in requests}
+    except RegistryError:
+        backends = {}
+    plan = _Plan(delivery, requests, backends, _context(delivery, source), {}, list(range(len(requests))))
+    for batch in _batches(plan.todo):
+        with transaction.atomic() if local else nullcontext():
+            retry_after = max(retry_after, _apply(plan, batch, local) or 0)
+            renewed = timezone.now() + timedelta(seconds=get_setting("LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS"))
+            DeliveryChunk.objects.filter(delivery_id=delivery_id, number=number).update(lease_expires_at=renewed)
+            _renew_lease(delivery)
+    again = any(outcome == Outcome.RETRY for outcome, _ in plan.outcomes.values())
+    if again and not final:
+        DeliveryChunk.objects.filter(delivery_id=delivery_id, number=number).update(status=ChunkStatus.PENDING)
+        return ChunkResult("retry", retry_after)
+    DeliveryChunk.objects.filter(delivery_id=delivery_id, number=number).update(
+        status=ChunkStatus.DONE, finished_at=timezone.now())
+    return ChunkResult("done", result=_finish_chunked(delivery))
+
+
+def requeue(delivery):
+    """
+    "Reprocess" for a delivery that runs on Celery: make it claimable again (the caller queues it).
+
+    Its pairs that did not succeed are planned again; those that did are never redone.
+    """
+    WebhookDelivery.objects.filter(pk=delivery.pk).exclude(status=DeliveryStatus.PROCESSING).filter(
+        signature_valid=True, body_truncated=False).update(status=DeliveryStatus.RECEIVED, retryable=False)
+    DeliveryChunk.objects.filter(delivery=delivery).exclude(status=ChunkStatus.PROCESSING).delete()
+
+
+def backoff_seconds(retries, retry_after=None):
+    """Exponential backoff with full jitter, capped; never shorter than an LMS's Retry-After."""
+    base = get_setting("LMS_BRIDGE_TASK_BACKOFF_SECONDS")
+    cap = get_setting("LMS_BRIDGE_TASK_BACKOFF_MAX_SECONDS")
+    wait = random.uniform(base, min(cap, base * 2 ** retries))  # jitter, not a secret
+    return max(1, math.ceil(max(wait, retry_after or 0)))
+
+
+def progress(delivery):
+    """A delivery's pairs by outcome (one aggregate query): {"total", "done", "pending", <outcome>: n}."""
+    counts = dict(delivery.operations.values_list("outcome").annotate(n=Count("id")).order_by())
+    total = delivery.pairs_total or sum(counts.values())
+    pending = counts.get(Outcome.PENDING, 0) + max(0, total - sum(counts.values()))
+    return {"total": total, "done": total - pending, "pending": pending, **counts}
+
+
+# Claiming -------------------------------------------------------------------------------------
 
 
 def _claim(delivery, reprocess):
     """Take the delivery for this process, atomically; False when it is not available."""
     now = timezone.now()
     stale_before = now - timedelta(seconds=get_setting("LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS"))
-    failed = (DeliveryStatus.FAILED, DeliveryStatus.PARTIALLY_FAILED)
     claimable = (
         Q(status=DeliveryStatus.RECEIVED)
-        # The process that claimed it died (or lost its database) mid-way.
+        # The process that claimed it died (or lost its database) mid-way: its lease expired.
         | Q(status=DeliveryStatus.PROCESSING, processing_started_at__lt=stale_before)
-        # A transient failure: the sender's retry is how it gets done.
-        | Q(status__in=failed, response_status=503)
+        # A transient failure: a later attempt is how it gets done.
+        | Q(status__in=FAILED_STATUSES, retryable=True)
     )
     if reprocess:
-        claimable |= Q(status__in=(*failed, DeliveryStatus.INVALID))
+        claimable |= Q(status__in=(*FAILED_STATUSES, DeliveryStatus.INVALID))
     claimed = (
         WebhookDelivery.objects.filter(pk=delivery.pk, signature_valid=True, body_truncated=False)
         .filter(claimable)
-        .update(status=DeliveryStatus.PROCESSING, processing_started_at=now, attempts=F("attempts") + 1)
+        .update(status=DeliveryStatus.PROCESSING, processing_started_at=now, attempts=F("attempts") + 1,
+                retryable=False)
     )
     if claimed:
-        delivery.refresh_from_db()
+        delivery.status, delivery.processing_started_at, delivery.retryable = DeliveryStatus.PROCESSING, now, False
+        delivery.attempts += 1
     return bool(claimed)
 
 
-def _release(delivery):
-    """After an unexpected error, hand the delivery back so that a retry can take it."""
+def _renew_lease(delivery):
+    """Tell other processes this one still works on the delivery."""
+    WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PROCESSING).update(
+        processing_started_at=timezone.now())
+
+
+def _release(delivery, retryable=False):
+    """After an unexpected error, hand the delivery back so that a later attempt can take it."""
     try:
         WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PROCESSING).update(
-            status=DeliveryStatus.RECEIVED,
+            status=DeliveryStatus.RECEIVED, retryable=retryable,
         )
-    except Exception:  # pylint: disable=broad-except
-        # The database may be what failed; the stale-claim timeout covers that case.
+    except DatabaseError:
+        # The database may be what failed; the lease's expiry covers that case.
         log.warning("lms_bridge could not release delivery %s after an error", delivery.uuid)
 
 
-def _not_claimed_reply(delivery):
-    """The answer when this call did not get the delivery: in progress, or the stored answer."""
+def _not_claimed(delivery):
+    """The result when this call did not get the delivery: in progress, or the stored answer."""
+    delivery.refresh_from_db()
     if delivery.status == DeliveryStatus.PROCESSING:
-        return make_reply(202, True, "This delivery is already being processed", delivery)
+        return DeliveryResult(IN_PROGRESS, delivery, "This delivery is already being processed",
+                              pairs_total=delivery.pairs_total or 0)
     if delivery.response_status is None:
-        return make_reply(503, False, "This delivery cannot be processed now; retry later", delivery)
-    reply = Reply(delivery.response_status, delivery.response_body or {})
-    reply.headers["Idempotent-Replayed"] = "true"
-    if delivery.response_status == 503:
-        reply.headers["Retry-After"] = str(get_setting("LMS_BRIDGE_RETRY_AFTER_SECONDS"))
-    return reply
+        return DeliveryResult(UNAVAILABLE, delivery, "This delivery cannot be processed now; retry later",
+                              retryable=True)
+    return DeliveryResult(REPLAY, delivery, stored=(delivery.response_status, delivery.response_body or {}),
+                          retryable=delivery.retryable)
 
 
-def _process_claimed(delivery):
-    """Validate, plan and run a delivery this process has claimed."""
-    source = get_source(delivery.source)
-    if source is None or not source.is_open:
-        # Removed or broken since the delivery was recorded: it is done once the operator fixes it.
-        return _finish(delivery, DeliveryStatus.FAILED,
-                       make_reply(503, False, "This webhook source is not configured", delivery))
+# Parsing, validating, planning ---------------------------------------------------------------
+
+
+def _parse(delivery, source):
+    """The delivery's requests, by its source's format."""
     try:
-        data = _validate(delivery)
-        plan = _plan(data, source)
-    except _InvalidPayloadError as invalid:
-        extra = {"errors": invalid.errors} if invalid.errors is not None else {}
-        reply = make_reply(400, False, invalid.message, delivery, invalid.results, **extra)
-        return _finish(delivery, DeliveryStatus.INVALID, reply)
-    except (BackendError, RegistryError, OperationalError) as exc:
-        # Transient, or a configuration the operator must fix: either way the
-        # sender's retry (or "reprocess") will do it once the LMS answers.
-        level = logging.ERROR if isinstance(exc, (BackendConfigurationError, RegistryError)) else logging.WARNING
-        log.log(level, "lms_bridge delivery %s: cannot check its courses now (%s: %s)", delivery.uuid,
-                type(exc).__name__, _loggable(exc))
-        reply = make_reply(503, False, "The LMS cannot be reached now; retry later", delivery)
-        return _finish(delivery, DeliveryStatus.FAILED, _pass_retry_after(reply, getattr(exc, "retry_after", None)))
-
-    learner = Learner(
-        email=data["email"],
-        username=data.get("username", ""),
-        first_name=data.get("name", ""),
-        last_name=data.get("family", ""),
-    )
-    context = OperationContext(source=delivery.source, delivery=str(delivery.uuid), event_id=delivery.event_id,
-                               force_enrollment=source.force_enrollment)
-    operations = _operations(delivery, plan, data)
-    retry_after = 0
-    for operation, (course_key, backend) in zip(operations, plan, strict=True):
-        if not operation.succeeded:
-            retry_after = max(retry_after, _run_operation(operation, backend, learner, course_key, data, context) or 0)
-    return _finish_operations(delivery, data["action"], operations, retry_after)
+        return source.build_format().parse(delivery.body, delivery.headers or {})
+    except InvalidPayloadError as exc:
+        raise _InvalidDeliveryError(exc.message, errors=exc.errors) from None
 
 
-def _operations(delivery, plan, data):
+def _validate(requests, source):
     """
-    The delivery's operation rows, in plan order, created in one statement.
-
-    Rows that exist (a retry, a reprocess) are kept as they are: the unique
-    (delivery, course) constraint ignores the duplicates.
-    """
-    EnrollmentOperation.objects.bulk_create(
-        [
-            EnrollmentOperation(
-                delivery=delivery, course_id=str(course_key), email=data["email"], action=data["action"],
-                mode=data.get("mode") or "", backend=backend.name,
-            )
-            for course_key, backend in plan
-        ],
-        ignore_conflicts=True,
-    )
-    by_course = {operation.course_id: operation for operation in delivery.operations.all()}
-    return [by_course[str(course_key)] for course_key, _ in plan]
-
-
-def _validate(delivery):
-    """Parse and validate the stored body; raise _InvalidPayloadError when it cannot be processed."""
-    try:
-        payload = strict_json.loads(delivery.body)
-    except strict_json.StrictJSONError as exc:
-        raise _InvalidPayloadError(str(exc)) from None
-    if not isinstance(payload, dict):
-        raise _InvalidPayloadError("The body must be a JSON object")
-    serializer = WebhookPayloadSerializer(data=payload)
-    if not serializer.is_valid():
-        errors = serializer.errors
-        raise _InvalidPayloadError(first_error_message(errors) or errors, errors=errors)
-    return serializer.validated_data
-
-
-def _plan(data, source):
-    """
-    Check every course before any enrollment is made, so that a 400 leaves
-    nothing half-done: the source may ask for the action and the course (its
+    Check every pair before anything is changed, so that a 400 leaves nothing
+    half-done: the source may ask for the action and the course (its
     ``ACTIONS`` and ``COURSES``), and each course needs a backend, must exist,
-    and must offer the mode.
+    and must offer the mode. One ``existing_courses`` and one
+    ``supported_modes`` call per backend.
 
     Returns:
-        list[tuple[CourseKey, EnrollmentBackend]]
+        dict[CourseKey, EnrollmentBackend]
     """
-    if data["action"] not in source.actions:
-        raise _InvalidPayloadError(f"Source '{source.slug}' may not {data['action']} learners")
-    outside = [str(key) for key in data["courseIds"] if not source.allows_course(key)]
+    for action in sorted({request.action for request in requests}):
+        if action not in source.actions:
+            raise _InvalidDeliveryError(f"Source '{source.slug}' may not {action} learners")
+    course_keys = list(dict.fromkeys(request.course_key for request in requests))
+    outside = [str(key) for key in course_keys if not source.allows_course(key)]
     if outside:
-        results = [{"courseId": key, "outcome": "invalid",
+        invalid = [{"courseId": key, "outcome": "invalid",
                     "detail": f"Course {key} is outside the scope of source '{source.slug}'"} for key in outside]
-        raise _InvalidPayloadError(results[0]["detail"], results)
-    plan, results = [], []
-    mode = data.get("mode")
-    backends = {course_key: select_backend(course_key) for course_key in data["courseIds"]}
-    existing = set()
-    for backend in {id(b): b for b in backends.values() if b is not None}.values():
-        existing |= backend.existing_courses([key for key, chosen in backends.items() if chosen is backend])
+        raise _InvalidDeliveryError(invalid[0]["detail"], invalid)
+    try:
+        backends = {course_key: select_backend(course_key) for course_key in course_keys}
+        existing, supported = set(), set()
+        for backend in {id(b): b for b in backends.values() if b is not None}.values():
+            mine = [key for key, chosen in backends.items() if chosen is backend]
+            existing |= backend.existing_courses(mine)
+            modes = {(request.course_key, request.mode) for request in requests
+                     if request.mode and request.action == ENROLL and backends[request.course_key] is backend}
+            if modes:
+                supported |= backend.supported_modes(modes)
+    except (BackendError, RegistryError, OperationalError) as exc:
+        # Transient, or a configuration the operator must fix: either way a later
+        # attempt (the sender's retry, a task's, "reprocess") does it once the LMS answers.
+        level = logging.ERROR if isinstance(exc, (BackendConfigurationError, RegistryError)) else logging.WARNING
+        log.log(level, "lms_bridge: cannot check courses now (%s: %s)", type(exc).__name__, _loggable(exc))
+        raise _UnavailableError("The LMS cannot be reached now; retry later",
+                                getattr(exc, "retry_after", None)) from None
+    invalid = []
     for course_key, backend in backends.items():
         problem = None
         if backend is None:
             problem = f"No LMS is configured for course {course_key}"
         elif course_key not in existing:
             problem = f"Course {course_key} does not exist"
-        elif mode and data["action"] == ENROLL and not backend.offers_mode(course_key, mode):
-            problem = f"Course {course_key} does not offer mode '{mode}'"
         if problem:
-            results.append({"courseId": str(course_key), "outcome": "invalid", "detail": problem})
+            invalid.append({"courseId": str(course_key), "outcome": "invalid", "detail": problem})
+    reported = {item["courseId"] for item in invalid}
+    for course_key, mode in dict.fromkeys((r.course_key, r.mode) for r in requests if r.mode and r.action == ENROLL):
+        if str(course_key) not in reported and (course_key, mode) not in supported:
+            invalid.append({"courseId": str(course_key), "outcome": "invalid",
+                            "detail": f"Course {course_key} does not offer mode '{mode}'"})
+    if invalid:
+        raise _InvalidDeliveryError(invalid[0]["detail"], invalid)
+    return backends
+
+
+def _context(delivery, source):
+    return OperationContext(source=delivery.source, delivery=str(delivery.uuid), event_id=delivery.event_id,
+                            force_enrollment=bool(source and source.force_enrollment))
+
+
+def _prepare(delivery, source, fresh, requests=None):
+    """
+    Parse, validate and plan a claimed delivery, and write its operation rows.
+
+    Returns:
+        _Plan | DeliveryResult: the plan, or the final result of a delivery that
+        is invalid, ignored or cannot be processed now.
+    """
+    if source is None or not source.is_open:
+        # Removed or broken since the delivery was recorded: done once the operator fixes it.
+        return _store(delivery, DeliveryResult(UNAVAILABLE, delivery, "This webhook source is not configured",
+                                               retryable=True), DeliveryStatus.FAILED)
+    try:
+        if requests is None:
+            requests = _parse(delivery, source)
+        backends = _validate(requests, source)
+    except Ignored as exc:
+        return _store(delivery, DeliveryResult(DeliveryStatus.IGNORED, delivery, exc.reason), DeliveryStatus.IGNORED)
+    except _InvalidDeliveryError as exc:
+        result = DeliveryResult(DeliveryStatus.INVALID, delivery, exc.message, invalid=exc.invalid, errors=exc.errors)
+        return _store(delivery, result, DeliveryStatus.INVALID)
+    except _UnavailableError as exc:
+        result = DeliveryResult(UNAVAILABLE, delivery, exc.message, retryable=True, retry_after=exc.retry_after)
+        return _store(delivery, result, DeliveryStatus.FAILED)
+
+    context = _context(delivery, source)
+    existing = {} if fresh else {(op.learner_key, op.course_id): op for op in delivery.operations.all()}
+    outcomes, todo, open_indexes = {}, [], []
+    for index, request in enumerate(requests):
+        operation = existing.get((learner_key_for(request.email), request.course_id))
+        if operation is not None and operation.succeeded:
+            outcomes[index] = (operation.outcome, operation.detail)
         else:
-            plan.append((course_key, backend))
-    if results:
-        raise _InvalidPayloadError(results[0]["detail"], results)
-    return plan
+            open_indexes.append(index)
+    settled = _read_settled(delivery, requests, backends, open_indexes, context)
+    chunk_size = get_setting("LMS_BRIDGE_CHUNK_PAIRS")
+    new_rows, now = [], timezone.now()
+    for index in open_indexes:
+        request, answer = requests[index], settled.get(index)
+        operation = existing.get((learner_key_for(request.email), request.course_id))
+        chunk = 0
+        if answer is None:
+            chunk = len(todo) // chunk_size
+            todo.append(index)
+        else:
+            outcomes[index] = (answer.outcome, answer.detail)
+        if operation is None:
+            new_rows.append(EnrollmentOperation(
+                delivery=delivery, course_id=request.course_id, email=request.email,
+                learner_key=learner_key_for(request.email), action=request.action,
+                mode=(answer.mode if answer is not None and answer.mode else request.mode) or "",
+                backend=backends[request.course_key].name, chunk=chunk,
+                outcome=answer.outcome if answer is not None else Outcome.PENDING,
+                detail=storable_text(answer.detail) if answer is not None else "",
+                attempts=1 if answer is not None else 0,
+            ))
+        else:
+            # A retry or a reprocess: the pair's row exists; only its outcome (or its chunk) changes.
+            fields = {"chunk": chunk, "modified": now}
+            if answer is not None:
+                fields.update(outcome=answer.outcome, detail=storable_text(answer.detail), error="",
+                              attempts=F("attempts") + 1)
+            EnrollmentOperation.objects.filter(pk=operation.pk).update(**fields)
+    if new_rows:
+        EnrollmentOperation.objects.bulk_create(new_rows, batch_size=1000)
+    delivery.pairs_total = len(requests)
+    return _Plan(delivery, requests, backends, context, outcomes, todo)
+
+
+def _read_settled(delivery, requests, backends, indexes, context):
+    """
+    Ask each backend, once for all its pairs, which are already in the requested state.
+
+    Returns:
+        dict[int, EnrollmentResult | None]: by request index.
+    """
+    by_backend = defaultdict(list)
+    for index in indexes:
+        by_backend[id(backends[requests[index].course_key])].append(index)
+    settled = {}
+    for mine in by_backend.values():
+        backend = backends[requests[mine[0]].course_key]
+        try:
+            answers = backend.settled([requests[index] for index in mine], context)
+        except Exception as exc:  # pylint: disable=broad-except
+            # Reading ahead is an optimization: each pair's change reads again and records what fails.
+            log.warning("lms_bridge delivery %s: %s could not read the current state (%s: %s)", delivery.uuid,
+                        backend.name, type(exc).__name__, _loggable(exc))
+            answers = [None] * len(mine)
+        settled.update(zip(mine, answers, strict=True))
+    return settled
+
+
+def _request_of(operation):
+    """The request an operation row stands for (a chunk's task works from the rows, not the body)."""
+    try:
+        course_key = CourseKey.from_string(operation.course_id)
+    except InvalidKeyError:  # validated when the row was written; kept for safety
+        course_key = operation.course_id
+    return EnrollmentRequest(email=operation.email, course_key=course_key, action=operation.action,
+                             mode=operation.mode or None)
+
+
+def _batches(indexes):
+    size = get_setting("LMS_BRIDGE_BATCH_PAIRS")
+    return [indexes[start:start + size] for start in range(0, len(indexes), size)]
+
+
+def _all_local():
+    """Whether every configured backend writes to this database (then batches are transactions)."""
+    try:
+        return all(backend.transactional for backend in get_all_backends())
+    except RegistryError:
+        return False
+
+
+def _clear_request_cache():
+    """
+    Forget what the platform cached about enrollments: outside a web request
+    (a task, a command) nothing else clears it between deliveries.
+    """
+    try:
+        from edx_django_utils.cache import RequestCache  # pylint: disable=import-outside-toplevel
+    except ImportError:  # pragma: no cover (a dependency, and the LMS's)
+        return
+    RequestCache.clear_all_namespaces()
+
+
+# Changing -------------------------------------------------------------------------------------
 
 
 def _loggable(exc):
@@ -281,95 +586,170 @@ def _loggable(exc):
     return str(exc) if isinstance(exc, (BackendError, RegistryError)) else "details in the audit trail"
 
 
-def _run_operation(operation, backend, learner, course_key, data, context):
-    """
-    Run one course's operation in its own transaction and record its outcome.
-
-    Returns:
-        int | None: the seconds an LMS asked us to wait (its Retry-After), if it did.
-    """
-    operation.attempts += 1
-    operation.backend = backend.name
-    operation.error = ""
-    try:
-        # The enrollment, the LMS's audit row and this operation's outcome
-        # commit together, or not at all.
-        with transaction.atomic():
-            result = backend.set_enrollment(
-                learner, course_key, active=data["action"] == ENROLL, mode=data.get("mode"), context=context,
-            )
-            operation.outcome = result.outcome
-            operation.detail = result.detail
-            if result.mode:
-                operation.mode = result.mode
-            _save_outcome(operation)
-        return None
-    except TransientBackendError as exc:
-        # A misconfigured backend is transient too: it works once the operator
-        # fixes it, so the sender is told to retry (503) and the operator is told why.
-        operation.outcome, operation.detail, operation.error = Outcome.RETRY, exc.detail, _internal(exc)
-        if isinstance(exc, BackendConfigurationError):
-            log.error("lms_bridge delivery %s, course %s: backend %s is misconfigured: %s",
-                      context.delivery, course_key, backend.name, exc)
-        _save_outcome(operation)
-        return exc.retry_after
-    except BackendError as exc:
-        operation.outcome, operation.detail, operation.error = Outcome.FAILED, exc.detail, _internal(exc)
-    except OperationalError as exc:
-        # Lock wait timeouts, deadlocks, a lost connection: worth a retry.
-        operation.outcome, operation.detail = Outcome.RETRY, "Temporary database error"
-        operation.error = f"{type(exc).__name__}: {exc}"
-    except Exception as exc:  # pylint: disable=broad-except
-        # One course's unexpected failure must not sink the others. The text
-        # may hold learner data, so it goes to the audit row, not the log.
-        operation.outcome, operation.detail = Outcome.FAILED, "Unexpected error; support can see it in the audit trail"
-        operation.error = f"{type(exc).__name__}: {exc}"
-        log.error(
-            "lms_bridge delivery %s, course %s: unexpected %s in %s",
-            context.delivery, course_key, type(exc).__name__, backend.name,
-        )
-    _save_outcome(operation)
-    return None
-
-
-def _save_outcome(operation):
-    """Store an operation's outcome; texts from an LMS may hold emoji, which a utf8mb3 table cannot."""
-    operation.detail, operation.error = storable_text(operation.detail), storable_text(operation.error)
-    operation.save(update_fields=OPERATION_RESULT_FIELDS)
-
-
 def _internal(exc):
     """A backend error's internal text for support staff, when it says more than the sender's detail."""
     return str(exc) if str(exc) != exc.detail else ""
 
 
-def _finish_operations(delivery, action, operations, retry_after=0):
-    """Sum the operations' outcomes up into the delivery's status and answer."""
-    results = [{"courseId": op.course_id, "outcome": op.outcome, "detail": op.detail} for op in operations]
-    failed = [op for op in operations if op.outcome not in SUCCESSFUL_OUTCOMES]
-    transient = any(op.outcome == Outcome.RETRY for op in failed)
-    count = len(operations)
+def _apply(plan, indexes, local):
+    """
+    Change these pairs, each in its own savepoint (local backends), and record each outcome with it.
+
+    Returns:
+        int: the longest Retry-After an LMS asked for (0 when none).
+    """
+    retry_after = 0
+    for index in indexes:
+        request = plan.requests[index]
+        backend = plan.backends.get(request.course_key)
+        outcome, detail, wait = _change(plan, request, backend, local)
+        retry_after = max(retry_after, wait or 0)
+        plan.outcomes[index] = (outcome, detail)
+    return retry_after
+
+
+def _change(plan, request, backend, local):
+    """
+    Change one pair and record its outcome: the change, the LMS's audit row and
+    the outcome commit together (a savepoint inside the batch's transaction), or
+    not at all; a failure is recorded after its savepoint is rolled back.
+
+    Returns:
+        tuple: (outcome, detail, the seconds an LMS asked to wait or None).
+    """
+    context = plan.context
+    if backend is None:
+        outcome, detail, error, wait = Outcome.RETRY, "No LMS is configured for this course now", "", None
+        _save_outcome(plan.delivery, request, outcome, detail, error, None, None)
+        return outcome, detail, wait
+    learner = Learner(email=request.email, username=request.username, first_name=request.first_name,
+                      last_name=request.last_name)
+    wait = None
+    try:
+        with transaction.atomic() if local else nullcontext():
+            result = backend.set_enrollment(learner, request.course_key, active=request.action == ENROLL,
+                                            mode=request.mode, context=context)
+            _save_outcome(plan.delivery, request, result.outcome, result.detail, "", result.mode, backend)
+            if result.outcome in CHANGED_OUTCOMES:
+                signals.send_enrollment_changed(plan.delivery, request, result)
+        return result.outcome, result.detail, None
+    except TransientBackendError as exc:
+        # A misconfigured backend is transient too: it works once the operator fixes it.
+        if isinstance(exc, BackendConfigurationError):
+            log.error("lms_bridge delivery %s, course %s: backend %s is misconfigured: %s",
+                      context.delivery, request.course_key, backend.name, exc)
+        outcome, detail, error, wait = Outcome.RETRY, exc.detail, _internal(exc), exc.retry_after
+    except BackendError as exc:
+        outcome, detail, error = Outcome.FAILED, exc.detail, _internal(exc)
+    except OperationalError as exc:
+        # Lock wait timeouts, deadlocks: worth a retry. When the database undid the whole
+        # transaction (not just this savepoint), the batch is redone by a later attempt.
+        if local and transaction.get_connection().needs_rollback:
+            raise
+        outcome, detail, error = Outcome.RETRY, "Temporary database error", f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # pylint: disable=broad-except
+        # One pair's unexpected failure must not sink the others. The text may hold
+        # learner data, so it goes to the audit row, not the log.
+        log.error("lms_bridge delivery %s, course %s: unexpected %s in %s",
+                  context.delivery, request.course_key, type(exc).__name__, backend.name)
+        outcome, detail = Outcome.FAILED, "Unexpected error; support can see it in the audit trail"
+        error = f"{type(exc).__name__}: {exc}"
+    _save_outcome(plan.delivery, request, outcome, detail, error, None, backend)
+    return outcome, detail, wait
+
+
+def _save_outcome(delivery, request, outcome, detail, error, mode, backend):  # pylint: disable=too-many-arguments
+    """Store a pair's outcome; texts from an LMS may hold emoji, which a utf8mb3 table cannot."""
+    fields = {"outcome": outcome, "detail": storable_text(detail or ""), "error": storable_text(error or ""),
+              "attempts": F("attempts") + 1, "modified": timezone.now()}
+    if mode:
+        fields["mode"] = mode
+    if backend is not None:
+        fields["backend"] = backend.name
+    EnrollmentOperation.objects.filter(
+        delivery=delivery, learner_key=learner_key_for(request.email), course_id=request.course_id,
+    ).update(**fields)
+
+
+# Finishing ------------------------------------------------------------------------------------
+
+
+def _summary(action_set, outcomes, single_learner, count):
+    """The sender's one-line message for a delivery whose pairs all succeeded."""
+    unit = "course(s)" if single_learner else "pair(s)"
+    if action_set == {ENROLL} and all(outcome in ALLOWANCE_OUTCOMES for outcome in outcomes):
+        return f"Enrollment allowance verified for {count} {unit}"
+    if action_set == {ENROLL}:
+        return f"User enrollment status verified for {count} {unit}"
+    if ENROLL not in action_set:
+        return f"Unenrollment verified for {count} {unit}"
+    return f"Enrollment status verified for {count} {unit}"
+
+
+def _result_of(delivery, pairs, counts, total, single_learner, action_set, retry_after=0):
+    """The final result of a delivery from its pairs' outcomes (or, when many, their counts)."""
+    failed = sum(n for outcome, n in counts.items() if outcome not in SUCCESSFUL_OUTCOMES)
+    retryable = counts.get(Outcome.RETRY, 0) > 0
+    listed = pairs if total <= MAX_LISTED_PAIRS else [p for p in pairs if p.outcome not in SUCCESSFUL_OUTCOMES]
+    listed = listed[:MAX_LISTED_PAIRS]
     if not failed:
-        if action != ENROLL:
-            message = f"Unenrollment verified for {count} course(s)"
-        elif all(op.outcome in ALLOWANCE_OUTCOMES for op in operations):
-            message = f"Enrollment allowance verified for {count} course(s)"
-        else:
-            message = f"User enrollment status verified for {count} course(s)"
-        return _finish(delivery, DeliveryStatus.PROCESSED, make_reply(200, True, message, delivery, results))
-    status = DeliveryStatus.FAILED if len(failed) == count else DeliveryStatus.PARTIALLY_FAILED
-    message = f"{len(failed)} of {count} course(s) could not be processed"
-    if transient:
+        message = _summary(action_set, [p.outcome for p in pairs] if total <= MAX_LISTED_PAIRS else list(counts),
+                           single_learner, total)
+        return DeliveryResult(DeliveryStatus.PROCESSED, delivery, message, pairs=listed, counts=counts,
+                              pairs_total=total, pairs_listed_all=len(listed) == total)
+    unit = "course(s)" if single_learner else "learner-course pair(s)"
+    message = f"{failed} of {total} {unit} could not be processed"
+    if retryable:
         message += "; retry later"
-    reply = make_reply(503 if transient else 200, False, message, delivery, results)
-    return _finish(delivery, status, _pass_retry_after(reply, retry_after))
+    kind = DeliveryStatus.FAILED if failed == total else DeliveryStatus.PARTIALLY_FAILED
+    return DeliveryResult(kind, delivery, message, retryable=retryable, pairs=listed, counts=counts,
+                          pairs_total=total, pairs_listed_all=len(listed) == total, retry_after=retry_after or None)
 
 
-def _finish(delivery, status, reply):
-    """Store the final status and the answer on the delivery, and return the answer."""
-    delivery.status = status
-    delivery.response_status = reply.status
-    delivery.response_body = reply.body
-    delivery.processed_at = timezone.now()
-    delivery.save(update_fields=["status", "response_status", "response_body", "processed_at"])
-    return reply
+def _finish(plan, retry_after):
+    """Sum a plan's outcomes up into the delivery's status and result, and store them."""
+    pairs = [PairResult(request.email, request.course_id, *plan.outcomes[index])
+             for index, request in enumerate(plan.requests)]
+    counts = dict(Counter(pair.outcome for pair in pairs))
+    single = len({request.email.lower() for request in plan.requests}) == 1
+    result = _result_of(plan.delivery, pairs, counts, len(pairs), single,
+                        {request.action for request in plan.requests}, retry_after)
+    return _store(plan.delivery, result, result.kind)
+
+
+def _finish_chunked(delivery):
+    """Finish a delivery whose chunks are all done (whichever chunk's task ends last); None if some are not."""
+    if delivery.chunks.exclude(status=ChunkStatus.DONE).exists():
+        return None
+    counts = dict(delivery.operations.values_list("outcome").annotate(n=Count("id")).order_by())
+    total = sum(counts.values())
+    rows = delivery.operations.order_by("id")
+    if total > MAX_LISTED_PAIRS:
+        rows = rows.exclude(outcome__in=SUCCESSFUL_OUTCOMES)
+    pairs = [PairResult(email, course_id, outcome, detail) for email, course_id, outcome, detail
+             in rows.values_list("email", "course_id", "outcome", "detail")[:MAX_LISTED_PAIRS]]
+    keys = delivery.operations.values("learner_key").distinct()[:2]
+    actions = set(delivery.operations.values_list("action", flat=True).distinct())
+    result = _result_of(delivery, pairs, counts, total, len(keys) == 1, actions)
+    return _store(delivery, result, result.kind, only_if_processing=True)
+
+
+def _store(delivery, result, status, only_if_processing=False):
+    """Store the final status, whether it may be retried and the answer on the delivery; return the result."""
+    from .responses import reply_for  # pylint: disable=import-outside-toplevel
+
+    reply = reply_for(result)
+    now = timezone.now()
+    rows = WebhookDelivery.objects.filter(pk=delivery.pk)
+    if only_if_processing:
+        rows = rows.filter(status=DeliveryStatus.PROCESSING)
+    updated = rows.update(status=status, retryable=result.retryable, response_status=reply.status,
+                          response_body=reply.body, processed_at=now,
+                          pairs_total=result.pairs_total or delivery.pairs_total)
+    delivery.status, delivery.retryable, delivery.processed_at = status, result.retryable, now
+    delivery.response_status, delivery.response_body = reply.status, reply.body
+    if updated:
+        signals.send_delivery_processed(delivery, result)
+        log.info("lms_bridge delivery %s from source %s: %s (attempt %s)", delivery.uuid, delivery.source,
+                 status, delivery.attempts)
+    return result

@@ -15,7 +15,7 @@ from opaque_keys.edx.keys import CourseKey
 from opaque_keys.edx.locator import CourseLocator
 from rest_framework import serializers
 
-from .backends.base import ENROLL, UNENROLL
+from .actions import ENROLL, UNENROLL
 
 MAX_COURSES = 100
 MODE_REGEX = r"^[A-Za-z0-9_-]{1,100}$"

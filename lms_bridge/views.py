@@ -2,8 +2,9 @@
 The webhook endpoint: ``POST /api/lms-bridge/v1/webhooks/<source>/``.
 
 A short pipeline: verify the raw body's signature, record the delivery,
-then hand it to ``processing.process_delivery`` (which validates and
-dispatches). Nothing is parsed before the signature is checked, and nothing a
+then hand it to ``processing.dispatch`` (which validates it and processes it
+now, or queues it for a Celery worker); ``responses`` turns the result into the
+answer. Nothing is parsed before the signature is checked, and nothing a
 sender can send makes it answer 500.
 """
 import hashlib
@@ -20,7 +21,9 @@ from rest_framework.views import APIView
 from .conf import get_setting, get_source
 from .deliveries import record_rejected, record_verified
 from .models import DeliveryStatus
-from .processing import make_reply, process_delivery
+from .processing import dispatch
+from .responses import make_reply, reply_for
+from .results import ACCEPTED
 from .signatures import SignatureError, verify_signature
 from .throttling import check_throttle, peek_throttle
 
@@ -118,7 +121,7 @@ class WebhookView(APIView):
         if wait:
             return self._too_many_refused(wait)
 
-        max_bytes = config.max_body_bytes or get_setting("LMS_BRIDGE_MAX_BODY_BYTES")
+        max_bytes = config.body_cap()
         if _declared_length(meta) > max_bytes:
             # Refused on the declared length, before a byte of the body is read.
             return self._reject(config, b"", remote_addr, claimed_id, "body too large (declared)",
@@ -152,7 +155,8 @@ class WebhookView(APIView):
             record_rejected(config.slug, body, remote_addr, claimed_id, "throttled", reply)
             return reply
 
-        delivery, created = record_verified(config.slug, body, remote_addr, verification)
+        kept = {name.lower(): headers[name] for name in config.build_format().kept_headers if name in headers}
+        delivery, created = record_verified(config.slug, body, remote_addr, verification, kept)
         if not created and delivery.body_sha256 != hashlib.sha256(body).hexdigest():
             reply = make_reply(
                 409, False, "This webhook-id was already delivered with a different body; use a new id",
@@ -167,7 +171,12 @@ class WebhookView(APIView):
             )
             delivery.save(update_fields=["status", "response_status", "response_body"])
             return reply
-        return process_delivery(delivery)
+        result = dispatch(delivery, fresh=created)
+        if result.kind == ACCEPTED:
+            from .tasks import enqueue_delivery  # pylint: disable=import-outside-toplevel
+
+            transaction.on_commit(lambda: enqueue_delivery(delivery.pk))
+        return reply_for(result)
 
     @staticmethod
     def _read_body(django_request, max_bytes):

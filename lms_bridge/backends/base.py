@@ -10,7 +10,7 @@ backend to this.
 """
 from dataclasses import dataclass, field
 
-from lms_bridge.conf import ENROLL, UNENROLL  # noqa: F401  pylint: disable=unused-import
+from lms_bridge.actions import ENROLL, UNENROLL  # noqa: F401  pylint: disable=unused-import
 from lms_bridge.models import Outcome
 
 
@@ -247,6 +247,11 @@ class EnrollmentBackend:
     treated as a permanent failure of that one course.
     """
 
+    #: Its effects are writes to this database (the in-process backend): processing may put many
+    #: pairs in one transaction, a savepoint each. False for a backend that makes HTTP calls: no
+    #: transaction is ever held open across them.
+    transactional = False
+
     def __init__(self, configuration):
         """
         Arguments:
@@ -304,6 +309,41 @@ class EnrollmentBackend:
             bool: learners can be enrolled in ``course_key`` in ``mode``.
         """
         raise NotImplementedError
+
+    def supported_modes(self, pairs):
+        """
+        Which (course, mode) pairs of a delivery can be enrolled in, asked once per delivery.
+
+        The default asks ``offers_mode`` for each; backends override it to
+        answer for all of them at once.
+
+        Arguments:
+            pairs (set[tuple[CourseKey, str]]): (course, mode).
+
+        Returns:
+            set[tuple[CourseKey, str]]: the supported ones.
+        """
+        return {(course_key, mode) for course_key, mode in pairs if self.offers_mode(course_key, mode)}
+
+    def settled(self, pairs, context=None):
+        """
+        Read, in bulk and without locks, which pairs are already in the state they ask for.
+
+        For each pair: an ``EnrollmentResult`` (``already_enrolled``,
+        ``already_allowed`` or ``not_enrolled``) when ``set_enrollment`` would
+        change nothing and answer exactly that; None when it has work to do
+        (or when in doubt: a lookalike email, several accounts...). Those are
+        recorded with no transaction of their own; only the others go to
+        ``set_enrollment``. The default knows nothing (every request is done).
+
+        Arguments:
+            pairs (list[EnrollmentRequest]): the delivery's pairs for this backend.
+            context (OperationContext): where they come from.
+
+        Returns:
+            list[EnrollmentResult | None]: aligned with ``pairs``.
+        """
+        return [None] * len(pairs)
 
     def get_enrollment(self, email, course_key):
         """

@@ -15,18 +15,22 @@ Options:
         passed (default False, as the LMS's enrollment API does).
 """
 import logging
+from collections import defaultdict
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 
 from lms_bridge.models import Outcome
 
 from .base import (
+    ENROLL,
     LOOKALIKE_ACCOUNT,
     LOOKALIKE_ALLOWANCE,
     NO_PROFILE,
+    UNENROLL,
     AmbiguousAccountError,
     BackendError,
     EnrollmentBackend,
@@ -42,6 +46,31 @@ from .base import (
 )
 
 log = logging.getLogger(__name__)
+
+# Emails per lookup query of a bulk read (bounded statements on very large deliveries).
+LOOKUP_CHUNK = 500
+
+
+def _chunks(items, size=LOOKUP_CHUNK):
+    items = list(items)
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _email_lookup(emails, field="email"):
+    """
+    A filter on ``field`` for these emails, ignoring letter case (and, on MySQL, whatever its collation ignores).
+
+    On MySQL ``IN`` already compares through the column's case-insensitive
+    collation and uses its index; elsewhere each email is an ``iexact``.
+    Callers check the rows in Python (``split_by_email``).
+    """
+    if connection.vendor == "mysql":
+        return Q(**{f"{field}__in": list(emails)})
+    lookup = Q()
+    for email in emails:
+        lookup |= Q(**{f"{field}__iexact": email})
+    return lookup
 
 
 def _platform():
@@ -64,6 +93,8 @@ def _platform():
 
 class OpenEdxBackend(EnrollmentBackend):
     """Enrolls learners in the Open edX LMS this application runs in."""
+
+    transactional = True
 
     def check(self):
         # A cheap read of the LMS's course table: proves the platform's models are there.
@@ -88,6 +119,98 @@ class OpenEdxBackend(EnrollmentBackend):
             only_selectable=False,
         )
         return {course_mode.slug for course_mode in modes}
+
+    def supported_modes(self, pairs):
+        # One query for every course of the delivery; the same modes as modes_for_course(only_selectable=False).
+        course_keys = list({course_key for course_key, _ in pairs})
+        if not course_keys:
+            return set()
+        CourseMode = _platform().CourseMode  # noqa: N806
+        all_modes, unexpired = CourseMode.all_and_unexpired_modes_for_courses(course_keys)
+        chosen = all_modes if self.configuration.options.get("INCLUDE_EXPIRED_MODES", False) else unexpired
+        offered = {key: {mode.slug for mode in (chosen.get(key) or [CourseMode.DEFAULT_MODE])} for key in course_keys}
+        return {(course_key, mode) for course_key, mode in pairs if mode in offered[course_key]}
+
+    def settled(self, pairs, context=None):
+        """
+        Bulk, lock-free reads: the accounts of all the emails in one query, their
+        enrollments in the courses in one, the allowances (and retirements in
+        progress) in one each; every query chunked for very large sets.
+
+        Whatever is unusual goes to ``set_enrollment``, which decides it under
+        its lock and names why: several accounts for one email, an email the
+        database confuses with another one's (any row a lookup returned for an
+        email nobody asked about makes every account-less request of that
+        lookup doubtful), an account being retired.
+        """
+        if not pairs:
+            return []
+        platform = _platform()
+        student = platform.student
+        emails = {request.email.lower(): request.email for request in pairs}
+        course_keys = list({request.course_key for request in pairs})
+
+        users, doubtful = {}, set()
+        for chunk in _chunks(emails.values()):
+            found = defaultdict(list)
+            for user in get_user_model().objects.filter(_email_lookup(chunk)).only("id", "email", "is_active"):
+                found[user.email.lower()].append(user)
+            lookalikes = any(lowered not in emails for lowered in found)
+            for email in chunk:
+                same = found.get(email.lower(), [])
+                if len(same) == 1:
+                    users[email.lower()] = same[0]
+                elif same or lookalikes:
+                    doubtful.add(email.lower())
+
+        enrollments = {}
+        for chunk in _chunks([user.id for user in users.values() if user.is_active]):
+            rows = student.CourseEnrollment.objects.filter(user_id__in=chunk, course_id__in=course_keys).values_list(
+                "user_id", "course_id", "mode", "is_active")
+            enrollments.update({(user_id, course_id): (mode, active) for user_id, course_id, mode, active in rows})
+
+        without_account = [emails[lowered] for lowered in emails
+                           if lowered not in doubtful and not getattr(users.get(lowered), "is_active", False)]
+        unenrolling = [request.email for request in pairs if request.action == UNENROLL]
+        allowances = defaultdict(list)
+        for chunk in _chunks({email.lower(): email for email in without_account + unenrolling}.values()):
+            asked = {email.lower() for email in chunk}
+            rows = student.CourseEnrollmentAllowed.objects.filter(
+                _email_lookup(chunk), course_id__in=course_keys).values_list("email", "course_id", "auto_enroll")
+            for email, course_id, auto_enroll in rows:
+                if email.lower() in asked:
+                    allowances[(email.lower(), course_id)].append((email, auto_enroll))
+                else:
+                    # Another email's allowance the database confuses with one of these.
+                    doubtful.update(lowered for lowered in asked if not getattr(users.get(lowered), "is_active", False))
+            doubtful.update(original.lower() for original in platform.UserRetirementStatus.objects.filter(
+                _email_lookup(chunk, "original_email")).values_list("original_email", flat=True))
+
+        results = []
+        for request in pairs:
+            lowered = request.email.lower()
+            user = users.get(lowered)
+            active_account = user is not None and user.is_active
+            if lowered in doubtful and not (request.action == ENROLL and active_account):
+                results.append(None)
+                continue
+            enrollment = (None, None)
+            if active_account:
+                enrollment = enrollments.get((user.id, request.course_key), enrollment)
+            rows = allowances.get((lowered, request.course_key), [])
+            if request.action == ENROLL and active_account:
+                mode, is_active = enrollment
+                settled = is_active and request.mode in (None, mode)
+                results.append(EnrollmentResult(Outcome.ALREADY_ENROLLED, mode=mode) if settled else None)
+            elif request.action == ENROLL:
+                allowed = next((row for row in rows if row[0] == request.email), rows[0] if rows else None)
+                settled = allowed is not None and allowed[1]
+                results.append(EnrollmentResult(Outcome.ALREADY_ALLOWED, detail=allowance_detail(request.mode))
+                               if settled else None)
+            else:
+                settled = not enrollment[1] and not rows and (user is None or user.is_active)
+                results.append(EnrollmentResult(Outcome.NOT_ENROLLED) if settled else None)
+        return results
 
     def get_enrollment(self, email, course_key):
         platform = _platform()

@@ -33,6 +33,7 @@ from edx_rest_api_client.client import get_oauth_access_token
 from lms_bridge.models import Outcome
 
 from .base import (
+    ENROLL,
     LOOKALIKE_ACCOUNT,
     LOOKALIKE_ALLOWANCE,
     AmbiguousAccountError,
@@ -55,6 +56,9 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = (3.05, 10.0)
 TOKEN_MARGIN_SECONDS = 60
 COURSE_CACHE_SECONDS = 60
+# How long what ``settled`` read stays usable by the same delivery's changes.
+READ_REUSE_SECONDS = 30
+_UNREAD = object()
 ALLOWANCES_PATH = "/api/enrollment/v1/enrollment_allowed/"  # the trailing slash is required
 # The enrollment API's one answer for a closed, invitation-only or full course.
 GENERIC_ENROLLMENT_ERROR = "An error occurred while creating the new course enrollment"
@@ -86,6 +90,9 @@ class OpenEdxApiBackend(EnrollmentBackend):
         self._token = None
         self._token_valid_until = 0.0
         self._courses = {}
+        # What ``settled`` read, kept briefly for the same delivery's ``set_enrollment`` calls
+        # (so a pair that changes costs no second lookup): {(delivery, kind, key): (expiry, value)}.
+        self._reads = {}
         self.token_requests = 0
 
     @classmethod
@@ -300,6 +307,52 @@ class OpenEdxApiBackend(EnrollmentBackend):
         details = self._course(course_key) or {}
         return mode in {course_mode.get("slug") for course_mode in details.get("course_modes", [])}
 
+    def settled(self, pairs, context=None):
+        """
+        One account lookup per email of the delivery, and one enrollment lookup
+        per pair of an active account: already-enrolled pairs are settled with
+        no write. Pairs of emails without an active account are left to
+        ``set_enrollment`` (the site's allowance list is per email, read there).
+        What was read is reused by the same delivery's ``set_enrollment`` calls.
+        """
+        delivery = context.delivery if context else None
+        now = time.monotonic()
+        for key in [key for key, (expiry, _) in list(self._reads.items()) if expiry < now]:
+            self._reads.pop(key, None)
+        accounts, results = {}, []
+        for request in pairs:
+            lowered = request.email.lower()
+            if lowered not in accounts:
+                try:
+                    accounts[lowered] = self._account(request.email)
+                except AmbiguousAccountError as exc:
+                    accounts[lowered] = exc
+            found = accounts[lowered]
+            account = None if isinstance(found, Exception) or found[1] else found[0]
+            result = None
+            if request.action == ENROLL and account is not None and account.get("is_active"):
+                enrollment = self._enrollment(account["username"], request.course_key)
+                current = enrollment or {}
+                if current.get("is_active") and request.mode in (None, current.get("mode")):
+                    result = EnrollmentResult(Outcome.ALREADY_ENROLLED, mode=current.get("mode"))
+                elif delivery:
+                    self._remember(delivery, "enrollment", (account["username"], str(request.course_key)), enrollment)
+            if result is None and delivery:
+                self._remember(delivery, "account", lowered, found)
+            results.append(result)
+        return results
+
+    def _remember(self, delivery, kind, key, value):
+        self._reads[(delivery, kind, key)] = (time.monotonic() + READ_REUSE_SECONDS, value)
+
+    def _recall(self, context, kind, key):
+        """What ``settled`` read for this delivery, or a sentinel when it read nothing."""
+        if context is None:
+            return _UNREAD
+        entry = self._reads.pop((context.delivery, kind, key), None) if kind == "enrollment" else \
+            self._reads.get((context.delivery, kind, key))
+        return entry[1] if entry and entry[0] >= time.monotonic() else _UNREAD
+
     def get_enrollment(self, email, course_key):
         account, _ = self._account(email)
         allowed = bool(self._allowance_rows(email, course_key)[0])
@@ -315,8 +368,11 @@ class OpenEdxApiBackend(EnrollmentBackend):
     # Writes
 
     def set_enrollment(self, learner, course_key, active=True, mode=None, context=None):
+        found = self._recall(context, "account", learner.email.lower())
         try:
-            account, lookalike = self._account(learner.email)
+            if isinstance(found, Exception):
+                raise found
+            account, lookalike = self._account(learner.email) if found is _UNREAD else found
         except AmbiguousAccountError as exc:
             return EnrollmentResult(Outcome.REFUSED, detail=exc.detail)
         force = bool(context and context.force_enrollment)
@@ -326,7 +382,7 @@ class OpenEdxApiBackend(EnrollmentBackend):
             return EnrollmentResult(Outcome.REFUSED, detail=LOOKALIKE_ACCOUNT)
         if account is None or not account.get("is_active"):
             return self._allow(learner.email, course_key, mode, force)
-        return self._enroll(account, course_key, mode, force)
+        return self._enroll(account, course_key, mode, force, context)
 
     def _post_enrollment(self, username, course_key, mode, is_active, force=False):
         """Create or change an enrollment, always naming the mode."""
@@ -347,7 +403,7 @@ class OpenEdxApiBackend(EnrollmentBackend):
         return closed_reason(course_key, details.get("invite_only"), _timestamp(details.get("enrollment_start")),
                              _timestamp(details.get("enrollment_end")), datetime.now(UTC))
 
-    def _enroll(self, account, course_key, mode, force):
+    def _enroll(self, account, course_key, mode, force, context=None):
         """
         Enroll an active account, keeping its mode unless another is asked for.
 
@@ -355,7 +411,9 @@ class OpenEdxApiBackend(EnrollmentBackend):
         unless ``force_enrollment`` is sent, and answers one generic 400 for
         all three: the course details name which rule it was.
         """
-        current = self._enrollment(account["username"], course_key)
+        current = self._recall(context, "enrollment", (account["username"], str(course_key)))
+        if current is _UNREAD:
+            current = self._enrollment(account["username"], course_key)
         if current and current.get("is_active") and (mode is None or mode == current.get("mode")):
             return EnrollmentResult(Outcome.ALREADY_ENROLLED, mode=current.get("mode"))
         # Always send the mode meant: without one the LMS re-activates in the default mode.

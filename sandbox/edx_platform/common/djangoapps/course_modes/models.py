@@ -1,5 +1,5 @@
 """Stand-in for the LMS's CourseMode."""
-from collections import namedtuple
+from collections import defaultdict, namedtuple
 
 from django.db import models
 from django.utils.timezone import now
@@ -39,6 +39,31 @@ class CourseMode(models.Model):
     @classmethod
     def get_default_mode_slug(cls):
         return cls.DEFAULT_MODE_SLUG
+
+    def to_tuple(self):
+        return Mode(self.mode_slug, self.mode_display_name, self.min_price, self.currency, self.expiration_datetime)
+
+    @classmethod
+    def all_modes_for_courses(cls, course_id_list):
+        """Every mode of each course, expired ones included; the default mode for a course with none (as the LMS)."""
+        modes_by_course = defaultdict(list)
+        for mode in cls.objects.filter(course_id__in=course_id_list):
+            modes_by_course[mode.course_id].append(mode.to_tuple())
+        for course_id in set(course_id_list) - set(modes_by_course):
+            modes_by_course[course_id] = [cls.DEFAULT_MODE]
+        return modes_by_course
+
+    @classmethod
+    def all_and_unexpired_modes_for_courses(cls, course_id_list):
+        """(all modes, unexpired modes) by course, in one query (as the LMS)."""
+        now_dt = now()
+        all_modes = cls.all_modes_for_courses(course_id_list)
+        unexpired = {
+            course_id: [mode for mode in modes
+                        if mode.expiration_datetime is None or mode.expiration_datetime >= now_dt]
+            for course_id, modes in all_modes.items()
+        }
+        return all_modes, unexpired
 
     @classmethod
     def modes_for_course(cls, course_id=None, include_expired=False, only_selectable=True, course=None):

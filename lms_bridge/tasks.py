@@ -1,0 +1,102 @@
+"""
+Celery tasks (``pip install lms-bridge[celery]``): found by the LMS's Celery app
+(``autodiscover_tasks``), run by its workers.
+
+Every task is idempotent (a pair already done is never redone: the database's
+claims and unique constraints see to it), ``acks_late`` with redelivery when a
+worker is lost, and calls the same processing code as the webhook view.
+
+``lms_bridge.process_delivery``
+    Claims, validates and plans a delivery, splits what is left to change into
+    chunks of ``LMS_BRIDGE_CHUNK_PAIRS``, queues a task per chunk but the first,
+    and processes the first.
+``lms_bridge.process_chunk``
+    Processes one chunk; a transient failure is retried with exponential backoff
+    and jitter (at least an LMS's Retry-After), up to ``LMS_BRIDGE_TASK_MAX_RETRIES``
+    times; then the pairs stay ``retry`` and the delivery fails (admin "reprocess"
+    queues it again). The last chunk done finishes the delivery.
+``lms_bridge.sweep``
+    Queues deliveries left ``received`` or whose lease expired (for Celery beat).
+
+A broker that is down loses nothing: a delivery is recorded before it is
+queued, a failed publish is logged, and the sweeper queues it again.
+"""
+import logging
+
+from celery import shared_task
+
+from . import processing
+from .conf import get_setting
+
+log = logging.getLogger(__name__)
+
+TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+# One quick retry of a publish; past that the sweeper takes over.
+PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+
+
+@shared_task(name="lms_bridge.process_delivery", **TASK_OPTIONS)
+def process_delivery_task(delivery_id):
+    """Start (or resume) a delivery."""
+    numbers = processing.start_delivery(delivery_id)
+    for number in numbers[1:]:
+        enqueue_chunk(delivery_id, number)
+    if numbers:
+        run_chunk(delivery_id, numbers[0], 0)
+
+
+@shared_task(name="lms_bridge.process_chunk", **TASK_OPTIONS)
+def process_chunk_task(delivery_id, number, retries=0):
+    """Process one chunk of a delivery."""
+    run_chunk(delivery_id, number, retries)
+
+
+@shared_task(name="lms_bridge.sweep", ignore_result=True)
+def sweep_task():
+    """Queue what was left behind (a broker that was down, a worker that died)."""
+    from .sweeping import sweep  # pylint: disable=import-outside-toplevel
+
+    sweep(enqueue=enqueue_delivery)
+
+
+def run_chunk(delivery_id, number, retries):
+    """Process a chunk, and queue it again when it must be retried or another process holds it."""
+    result = processing.process_chunk(delivery_id, number, final=retries >= get_setting("LMS_BRIDGE_TASK_MAX_RETRIES"))
+    if result.state == "retry":
+        enqueue_chunk(delivery_id, number, retries + 1, processing.backoff_seconds(retries, result.retry_after))
+    elif result.state == "busy":
+        # Another worker holds its lease: look again once it would have expired.
+        enqueue_chunk(delivery_id, number, retries,
+                      min(60, get_setting("LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS")))
+
+
+def _options(countdown=None):
+    """apply_async's options: a short publish retry, the configured queue, a countdown."""
+    options = {"retry": True, "retry_policy": PUBLISH_RETRY_POLICY}
+    queue = get_setting("LMS_BRIDGE_CELERY_QUEUE")
+    if queue:
+        options["queue"] = queue
+    if countdown:
+        options["countdown"] = countdown
+    return options
+
+
+def enqueue_delivery(delivery_id):
+    """Queue a delivery's first task; False (logged) when the broker cannot take it."""
+    try:
+        process_delivery_task.apply_async(args=(delivery_id,), **_options())
+    except Exception as exc:  # pylint: disable=broad-except
+        log.warning("lms_bridge could not queue delivery %s (%s); the sweeper will", delivery_id, type(exc).__name__)
+        return False
+    return True
+
+
+def enqueue_chunk(delivery_id, number, retries=0, countdown=None):
+    """Queue one chunk's task; False (logged) when the broker cannot take it."""
+    try:
+        process_chunk_task.apply_async(args=(delivery_id, number, retries), **_options(countdown))
+    except Exception as exc:  # pylint: disable=broad-except
+        log.warning("lms_bridge could not queue chunk %s of delivery %s (%s); the sweeper will", number,
+                    delivery_id, type(exc).__name__)
+        return False
+    return True
