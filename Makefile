@@ -29,12 +29,12 @@ $(VENV)/.mariadb: $(VENV)/.installed requirements/mariadb.txt
 	touch $@
 
 APT_INSTALL := env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
-DEBIAN_TEST_PACKAGES := chromium chromium-driver mariadb-server libmariadb-dev pkg-config
-system-deps: ## install the Debian packages the tests use (headless Chromium, MariaDB, the MySQL client headers)
+DEBIAN_TEST_PACKAGES := chromium chromium-driver mariadb-server libmariadb-dev pkg-config redis-server
+system-deps: ## install the Debian packages the tests use (headless Chromium, MariaDB, the MySQL client headers, Redis)
 	@PATH="$$PATH:/usr/sbin"; \
 	if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
 		|| ! command -v mariadbd >/dev/null || ! command -v mariadb-install-db >/dev/null \
-		|| ! pkg-config --exists libmariadb 2>/dev/null; then \
+		|| ! pkg-config --exists libmariadb 2>/dev/null || ! command -v redis-server >/dev/null; then \
 		echo "Installing $(DEBIAN_TEST_PACKAGES) (Debian packages)..."; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
 		$$SUDO apt-get update -qq && $$SUDO $(APT_INSTALL) $(DEBIAN_TEST_PACKAGES) >/dev/null \

@@ -109,4 +109,8 @@ def first_error_message(errors):
     detail = errors["courseIds"]
     while isinstance(detail, (list, dict)) and detail:
         detail = next(iter(detail.values())) if isinstance(detail, dict) else detail[0]
-    return str(detail) if detail else None
+    if not detail:
+        return None
+    text = str(detail)
+    # lernito's own messages name the course; DRF's generic ones get the field's name.
+    return text if "course" in text.lower() else f"courseIds: {text}"

@@ -6,3 +6,9 @@ on SQLite, with a stand-in for the parts of edx-platform it uses.
 Used by ``make run`` and, through ``tests/settings.py``, by the test suite.
 Not shipped in the wheel.
 """
+
+try:
+    # As the LMS's lms/__init__.py does: the Celery app exists whenever the project's code runs.
+    from .celery import APP as CELERY_APP  # noqa: F401
+except ImportError:  # Celery is optional (lms-bridge[celery])
+    CELERY_APP = None

@@ -24,7 +24,26 @@ LMS_BRIDGE_SOURCES = {
     # A shop that sells only the OpenedX org's courses and never unenrolls.
     "scoped": {"SCHEME": "standard-webhooks", "SECRETS": [TEST_SECRET], "COURSES": r"course-v1:OpenedX\+",
                "ACTIONS": ["enroll"]},
+    # An HR system's cohort imports, answered once processed.
+    "cohorts": {"SCHEME": "standard-webhooks", "SECRETS": [TEST_SECRET], "FORMAT": "bulk", "MODE": "sync",
+                "MAX_PAIRS": 50},
+    # The same on Celery: validated, answered 202, processed by the workers.
+    "cohorts-async": {"SCHEME": "standard-webhooks", "SECRETS": [TEST_SECRET], "FORMAT": "bulk", "MODE": "async"},
 }
+
+# Celery as the LMS configures it (old-style names, read by sandbox/celery.py). The broker is the
+# Redis a test starts (LMS_BRIDGE_TEST_REDIS_URL, passed to its server and worker processes); with
+# none, a port nothing listens on: publishing fails, as with a broker that is down.
+LMS_BRIDGE_CELERY = True
+BROKER_URL = os.environ.get("LMS_BRIDGE_TEST_REDIS_URL", "redis://127.0.0.1:9/0")
+BROKER_CONNECTION_TIMEOUT = 1
+BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker killed mid-task: its unacknowledged tasks come back after this (Celery's default is an hour).
+BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("LMS_BRIDGE_TEST_VISIBILITY_TIMEOUT", "3600"))}
+CELERYD_PREFETCH_MULTIPLIER = 1
+LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS = int(os.environ.get("LMS_BRIDGE_TEST_LEASE_SECONDS", "120"))
+LMS_BRIDGE_TASK_BACKOFF_SECONDS = int(os.environ.get("LMS_BRIDGE_TEST_BACKOFF_SECONDS", "5"))
+LMS_BRIDGE_CHUNK_PAIRS = int(os.environ.get("LMS_BRIDGE_TEST_CHUNK_PAIRS", "1000"))
 
 # MariaDB when tests/tools/mariadb.py runs the suite (make test does): the
 # same settings Open edX uses for MySQL-compatible databases.

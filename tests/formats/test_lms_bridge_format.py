@@ -1,0 +1,42 @@
+"""The lms-bridge (lernito-compatible) payload format."""
+import pytest
+
+from lms_bridge.formats import InvalidPayloadError, get_format_class
+
+from .contract import PayloadFormatContract
+
+DEMO = "course-v1:edX+DemoX+Demo_Course"
+OTHER = "course-v1:OpenedX+Bridge+2026"
+
+
+class TestLmsBridgeFormat(PayloadFormatContract):
+    format_name = "lms-bridge"
+    valid_cases = [
+        ({"email": "ada@example.com", "courseIds": [DEMO]}, {}, [("ada@example.com", DEMO, "enroll", None)]),
+        ({"email": " Ada@Example.com ", "courseIds": [DEMO, OTHER], "action": "unenroll"}, {},
+         [("Ada@Example.com", DEMO, "unenroll", None), ("Ada@Example.com", OTHER, "unenroll", None)]),
+        ({"email": "ada@example.com", "name": "Ada", "family": "Lovelace", "username": "ada",
+          "courseIds": [DEMO], "mode": "verified"}, {}, [("ada@example.com", DEMO, "enroll", "verified")]),
+    ]
+    invalid_cases = [
+        ({"courseIds": [DEMO]}, {}, "email"),
+        ({"email": "not-an-email", "courseIds": [DEMO]}, {}, "email"),
+        ({"email": "ada@example.com", "courseIds": []}, {}, "courseIds"),
+        ({"email": "ada@example.com", "courseIds": ["nope"]}, {}, "Invalid course key format: nope"),
+        ({"email": "ada@example.com", "courseIds": [DEMO, DEMO]}, {}, "Duplicate course id"),
+        ({"email": "ada@example.com", "courseIds": [DEMO], "action": "delete"}, {}, "action"),
+        ({"email": "ada@example.com", "courseIds": [DEMO], "mode": "no spaces"}, {}, "mode"),
+        ({"email": 7, "courseIds": [DEMO]}, {}, "email"),
+    ]
+
+    def body_of_pairs(self, count):
+        return {"email": "ada@example.com", "courseIds": [f"course-v1:Org+C{n}+Run" for n in range(count)]}
+
+    def test_more_than_max_pairs_is_invalid_naming_the_limit(self):
+        # One learner in at most 100 courses (the lernito limit) comes first.
+        with pytest.raises(InvalidPayloadError) as caught:
+            self.parse(self.body_of_pairs(6), max_pairs=5)
+        assert "MAX_PAIRS" in caught.value.message
+
+    def test_its_senders_expect_the_processed_answer(self):
+        assert get_format_class("lms-bridge").default_mode == "sync"
