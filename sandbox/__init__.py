@@ -9,6 +9,6 @@ Not shipped in the wheel.
 
 try:
     # As the LMS's lms/__init__.py does: the Celery app exists whenever the project's code runs.
-    from .celery import APP as CELERY_APP  # noqa: F401
+    from .celery import APP as CELERY_APP
 except ImportError:  # Celery is optional (lms-bridge[celery])
     CELERY_APP = None

@@ -5,6 +5,7 @@ in-memory SQLite database cannot be shared between processes).
 """
 import http.client
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -76,3 +77,61 @@ class LiveServer:
         self.log.seek(0)
         SERVER_OUTPUT.extend(self.log.read().decode("utf-8", "replace").splitlines())
         self.log.close()
+
+
+class CeleryWorker:
+    """A real Celery worker process (prefork, as Tutor's lms-worker runs it), on the test database."""
+
+    def __init__(self, database_name, name, extra_env=None, concurrency=1):
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "LMS_BRIDGE_TEST_MYSQL_NAME": database_name,
+               "PYTHONPATH": str(ROOT), **(extra_env or {})}
+        self.log = tempfile.NamedTemporaryFile(prefix="lms-bridge-worker-", delete=False)
+        self.process = subprocess.Popen(  # pylint: disable=consider-using-with
+            [sys.executable, "-m", "celery", "-A", "sandbox.celery", "worker", "--pool", "prefork",
+             "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "-n", f"{name}@%h", "--loglevel", "info"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while "ready." not in self.output():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                output = self.output()
+                self.stop()
+                raise RuntimeError(f"the Celery worker did not start: {output[-3000:]}")
+            time.sleep(0.2)
+
+    def output(self):
+        with open(self.log.name, encoding="utf-8", errors="replace") as log:
+            return log.read()
+
+    def kill(self):
+        """SIGKILL the worker and its pool processes at once (a machine lost, an OOM kill)."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=30)
+
+    def stop(self):
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+            except ProcessLookupError:
+                pass
+        from .log_audit import SERVER_OUTPUT  # pylint: disable=import-outside-toplevel
+
+        SERVER_OUTPUT.extend(self.output().splitlines())
+        os.unlink(self.log.name)
+
+
+def wait_until(predicate, timeout, interval=0.2):
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

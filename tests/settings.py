@@ -2,6 +2,7 @@
 Test settings: the sandbox LMS (plugin wiring, ATOMIC_REQUESTS on, the LMS's
 DRF defaults) with an in-memory database and fixed test secrets.
 """
+import json
 import os
 
 from sandbox.settings import *  # noqa: F403  pylint: disable=wildcard-import,unused-wildcard-import
@@ -43,6 +44,9 @@ BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("LMS_BRIDGE
 CELERYD_PREFETCH_MULTIPLIER = 1
 LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS = int(os.environ.get("LMS_BRIDGE_TEST_LEASE_SECONDS", "120"))
 LMS_BRIDGE_TASK_BACKOFF_SECONDS = int(os.environ.get("LMS_BRIDGE_TEST_BACKOFF_SECONDS", "5"))
+if os.environ.get("LMS_BRIDGE_TEST_BACKENDS"):
+    # A worker or server process a test starts with its own backends (a fake remote LMS, say).
+    LMS_BRIDGE_BACKENDS = json.loads(os.environ["LMS_BRIDGE_TEST_BACKENDS"])
 LMS_BRIDGE_CHUNK_PAIRS = int(os.environ.get("LMS_BRIDGE_TEST_CHUNK_PAIRS", "1000"))
 
 # MariaDB when tests/tools/mariadb.py runs the suite (make test does): the

@@ -38,7 +38,7 @@ class RedisServer:
 
     def start(self, timeout=10):
         """Start the server and wait until it answers PING."""
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(
             [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
              "--dir", self.dir, "--protected-mode", "no", "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

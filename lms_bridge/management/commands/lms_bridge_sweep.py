@@ -1,7 +1,7 @@
 """
 Queue again (or process here) the deliveries a down broker or a dead worker left behind.
 
-    ./manage.py lms_bridge sweep                 # queue them for the Celery workers (or process here without Celery)
+    ./manage.py lms_bridge_sweep                # queue them for the Celery workers (or process here without Celery)
     ./manage.py lms_bridge_sweep --here          # process them in this process
     ./manage.py lms_bridge_sweep --older-than 0  # also those received just now
     ./manage.py lms_bridge_sweep --progress      # and print the progress of the deliveries being processed
@@ -18,6 +18,8 @@ from lms_bridge.sweeping import stranded, sweep
 
 class Command(BaseCommand):
     help = "Queue again (or process here) deliveries left received or whose lease expired."
+    # A misconfigured source (closed, the checks say why) must not stop the others' deliveries being swept.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--older-than", type=int, default=None,
