@@ -56,9 +56,12 @@ test: system-deps requirements $(VENV)/.mariadb ## quality and migrations checks
 test-mariadb: system-deps requirements $(VENV)/.mariadb ## only the suite on a throwaway MariaDB server
 	$(PY) -m tests.tools.mariadb -- $(PY) -m pytest $(PYTEST_ARGS)
 
-bench: system-deps requirements $(VENV)/.mariadb ## the benchmark: rates, latencies, SQL queries per delivery, memory
-	PYTHONPATH=. $(PY) -m tests.tools.bench queries
-	PYTHONPATH=. $(PY) -m tests.tools.mariadb -- $(PY) -m tests.tools.bench queries server
+bench: system-deps requirements $(VENV)/.mariadb ## the benchmark: rates, latencies, SQL and commits per delivery, async acks, bulk on Celery, memory
+	rm -f .bench.jsonl
+	LMS_BRIDGE_BENCH_JSON=.bench.jsonl PYTHONPATH=. $(PY) -m tests.tools.bench queries
+	LMS_BRIDGE_BENCH_JSON=.bench.jsonl PYTHONPATH=. $(PY) -m tests.tools.mariadb -- $(PY) -m tests.tools.bench queries server async
+	@echo "== Compared across runs (also in docs/performance.rst) =="
+	@LMS_BRIDGE_BENCH_JSON=.bench.jsonl PYTHONPATH=. $(PY) -m tests.tools.bench report
 
 migrations-check: requirements ## fail if a model change has no migration
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) -m django makemigrations --check --dry-run --skip-checks lms_bridge

@@ -25,6 +25,8 @@ LMS_BRIDGE_SOURCES = {
     # A shop that sells only the OpenedX org's courses and never unenrolls.
     "scoped": {"SCHEME": "standard-webhooks", "SECRETS": [TEST_SECRET], "COURSES": r"course-v1:OpenedX\+",
                "ACTIONS": ["enroll"]},
+    # The shop's payload, answered 202 and processed by the Celery workers.
+    "shop-async": {"SCHEME": "standard-webhooks", "SECRETS": [TEST_SECRET], "MODE": "async"},
     # An HR system's cohort imports, answered once processed.
     "cohorts": {"SCHEME": "standard-webhooks", "SECRETS": [TEST_SECRET], "FORMAT": "bulk", "MODE": "sync",
                 "MAX_PAIRS": 50},

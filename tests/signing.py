@@ -31,7 +31,7 @@ def body_bytes(payload):
 
 def sign_for(source, body, event_id=None, timestamp=None, secret=None):
     """The headers the test source ``source`` expects for ``body``."""
-    if source in ("shop", "limited", "scoped", "forced", "cohorts", "cohorts-async"):
+    if source in ("shop", "limited", "scoped", "forced", "cohorts", "cohorts-async", "shop-async"):
         return StandardWebhooksScheme([secret or TEST_SECRET]).sign(body, event_id=event_id, timestamp=timestamp)
     if source == "github":
         scheme = HmacSha256Scheme(

@@ -142,3 +142,31 @@ class TestReprocess:
             logged_in(viewer).post(CHANGELIST, {"action": "reprocess", "_selected_action": [failed_delivery.pk]})
         failed_delivery.refresh_from_db()
         assert failed_delivery.status == DeliveryStatus.PARTIALLY_FAILED
+
+
+class TestProgress:
+    """A running delivery's progress and its chunks."""
+
+    def test_a_delivery_on_celery_shows_pairs_done_and_its_chunks(self, support, courses, ada):
+        """Expected behavior: the page shows '<done> of <total> pairs done' by outcome, and the chunks' states."""
+        from lms_bridge.models import DeliveryChunk  # pylint: disable=import-outside-toplevel
+        from lms_bridge.processing import process_chunk, start_delivery  # pylint: disable=import-outside-toplevel
+
+        response = post_webhook(Client(), {"learners": [{"email": "ada@example.com"}, {"email": "new@example.com"}],
+                                           "courseIds": [DEMO_COURSE, BRIDGE_COURSE]}, source="cohorts-async")
+        assert response.status_code == 202
+        delivery = WebhookDelivery.objects.get(uuid=response.json()["delivery"])
+        with override_settings(LMS_BRIDGE_CHUNK_PAIRS=2):
+            assert start_delivery(delivery.pk) == [0, 1]
+            process_chunk(delivery.pk, 0)
+        page = logged_in(support).get(f"{CHANGELIST}{delivery.pk}/change/").content.decode()
+        assert "2 of 4 pairs done (enrolled: 2)" in page
+        assert DeliveryChunk.objects.filter(delivery=delivery, status="done").count() == 1
+        assert page.count("Pending") >= 1 and "Done" in page
+        with override_settings(LMS_BRIDGE_CHUNK_PAIRS=2):
+            process_chunk(delivery.pk, 1)
+        delivery.refresh_from_db()
+        assert delivery.status == DeliveryStatus.PROCESSED
+        assert delivery.response_body["counts"] == {"enrolled": 2, "allowed": 2}
+        page = logged_in(support).get(f"{CHANGELIST}{delivery.pk}/change/").content.decode()
+        assert "4 of 4 pairs done (allowed: 2, enrolled: 2)" in page

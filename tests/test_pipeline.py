@@ -172,7 +172,8 @@ class TestAsyncAnswer:
 
 
 class TestSignals:
-    def test_signals_are_sent_on_commit_for_changes_only(self, client, courses, ada, django_capture_on_commit_callbacks):
+    def test_signals_are_sent_on_commit_for_changes_only(self, client, courses, ada,
+                                                         django_capture_on_commit_callbacks):
         processed, changed = [], []
 
         def on_processed(sender, delivery, status, counts, **kwargs):  # pylint: disable=unused-argument

@@ -15,6 +15,7 @@ Options:
         passed (default False, as the LMS's enrollment API does).
 """
 import logging
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -47,6 +48,8 @@ from .base import (
 
 log = logging.getLogger(__name__)
 
+# How long a delivery may reuse a course's default mode and offered modes (seconds).
+DEFAULTS_REUSE_SECONDS = 30
 # Emails per lookup query of a bulk read (bounded statements on very large deliveries).
 LOOKUP_CHUNK = 500
 
@@ -95,6 +98,11 @@ class OpenEdxBackend(EnrollmentBackend):
     """Enrolls learners in the Open edX LMS this application runs in."""
 
     transactional = True
+
+    def __init__(self, configuration):
+        super().__init__(configuration)
+        # (delivery, course) -> (expiry, (default mode, offered modes)): see _default_mode.
+        self._defaults = {}
 
     def check(self):
         # A cheap read of the LMS's course table: proves the platform's models are there.
@@ -247,7 +255,7 @@ class OpenEdxBackend(EnrollmentBackend):
                 return EnrollmentResult(Outcome.REFUSED, detail=LOOKALIKE_ACCOUNT)
             if user is None or not user.is_active:
                 return self._allow(platform, learner.email, course_key, mode, reason, force)
-            return self._enroll(platform, user, course_key, mode, reason, force)
+            return self._enroll(platform, user, course_key, mode, reason, force, context.delivery if context else None)
 
     @staticmethod
     def _find_user(email, lock=False):
@@ -289,7 +297,8 @@ class OpenEdxBackend(EnrollmentBackend):
             None, email, transition, reason, enrollment,
         )
 
-    def _enroll(self, platform, user, course_key, mode, reason, force):  # pylint: disable=too-many-arguments
+    def _enroll(self, platform, user, course_key, mode, reason, force,  # pylint: disable=too-many-arguments
+                delivery=None):
         """
         Enroll an active account, keeping its mode unless another is asked for.
 
@@ -310,8 +319,7 @@ class OpenEdxBackend(EnrollmentBackend):
         if target_mode is None:
             # The platform's choice; enroll() would take "audit" even where the
             # course does not offer it, which its enrollment API refuses.
-            target_mode = platform.default_mode(str(course_key))
-            offered = self._offered_modes(course_key)
+            target_mode, offered = self._default_mode(platform, course_key, delivery)
             if target_mode not in offered:
                 return EnrollmentResult(Outcome.REFUSED, detail=no_default_mode_detail(course_key, offered))
         try:
@@ -335,6 +343,22 @@ class OpenEdxBackend(EnrollmentBackend):
             return EnrollmentResult(Outcome.MODE_CHANGED, detail=detail, mode=enrollment.mode)
         self._audit(platform, user.email, student.UNENROLLED_TO_ENROLLED, reason, enrollment)
         return EnrollmentResult(Outcome.ENROLLED, mode=enrollment.mode)
+
+    def _default_mode(self, platform, course_key, delivery):
+        """
+        The platform's default mode for the course and the modes it offers, read
+        once per delivery and course (a cohort's pairs share them).
+        """
+        key = (delivery, str(course_key))
+        found = self._defaults.get(key) if delivery else None
+        if found is None or found[0] < time.monotonic():
+            found = (time.monotonic() + DEFAULTS_REUSE_SECONDS,
+                     (platform.default_mode(str(course_key)), self._offered_modes(course_key)))
+            if delivery:
+                if len(self._defaults) > 10_000:
+                    self._defaults.clear()
+                self._defaults[key] = found
+        return found[1]
 
     @staticmethod
     def _policy_refusal(platform, course_key):

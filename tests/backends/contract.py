@@ -16,6 +16,7 @@ import pytest
 from opaque_keys.edx.keys import CourseKey
 
 from lms_bridge.backends.base import EnrollmentState, Learner, OperationContext
+from lms_bridge.formats import EnrollmentRequest
 from lms_bridge.models import Outcome
 
 COURSE = "course-v1:Contract+C101+2026"
@@ -260,3 +261,58 @@ class BackendContract:
     def close_course(self, course):
         """Close the course's enrollment window (after the fact)."""
         raise NotImplementedError
+
+    # The bulk reads: what ``settled`` says must be what ``set_enrollment`` would do.
+
+    def test_settled_answers_only_what_set_enrollment_would(self, backend, course):
+        """
+        Expected behavior: for every kind of learner state, a settled answer is the
+        outcome set_enrollment gives, and set_enrollment then changes nothing; a
+        pair with work to do is never settled.
+        """
+        other = self.create_course_key("course-v1:Contract+Other+2026")
+        self.create_account("enrolled@example.com")
+        self.create_account("verified@example.com")
+        self.create_account("inactive@example.com", active=False)
+        self.create_account("fresh@example.com")
+        self.enroll(backend, "enrolled@example.com", course)
+        self.enroll(backend, "verified@example.com", course, mode="verified")
+        self.enroll(backend, "allowed@example.com", course)
+        self.enroll(backend, "inactive@example.com", course)
+        requests = [
+            EnrollmentRequest("enrolled@example.com", course),                     # already enrolled
+            EnrollmentRequest("ENROLLED@example.com", course, mode="audit"),       # the same, asked in a mode
+            EnrollmentRequest("verified@example.com", course, mode="audit"),       # a mode change: work
+            EnrollmentRequest("verified@example.com", other),                      # a new enrollment: work
+            EnrollmentRequest("fresh@example.com", course),                        # work
+            EnrollmentRequest("allowed@example.com", course),                      # already allowed
+            EnrollmentRequest("inactive@example.com", course),                     # already allowed
+            EnrollmentRequest("nobody@example.com", course),                       # work (a new allowance)
+            EnrollmentRequest("nobody@example.com", course, action="unenroll"),    # not enrolled
+            EnrollmentRequest("enrolled@example.com", other, action="unenroll"),   # not enrolled
+            EnrollmentRequest("allowed@example.com", course, action="unenroll"),   # work (remove the allowance)
+            EnrollmentRequest("enrolled@example.com", course, action="unenroll"),  # work
+            EnrollmentRequest("enrolled@exämple.com", course),                     # a lookalike: never settled wrongly
+        ]
+        answers = backend.settled(requests, CONTEXT)
+        assert len(answers) == len(requests)
+        must_work = {2, 3, 4, 7, 10, 11}
+        assert not [index for index in must_work if answers[index] is not None], answers
+        settled = [index for index, answer in enumerate(answers) if answer is not None]
+        assert settled, "a backend that reads ahead settles the pairs with nothing to do"
+        for index in settled:
+            request = requests[index]
+            before = backend.get_enrollment(request.email, request.course_key)
+            result = backend.set_enrollment(Learner(email=request.email), request.course_key,
+                                            active=request.action == "enroll", mode=request.mode, context=CONTEXT)
+            assert result.outcome == answers[index].outcome, (request, answers[index], result)
+            assert backend.get_enrollment(request.email, request.course_key) == before, request
+
+    def test_supported_modes_agree_with_offers_mode(self, backend, course):
+        pairs = {(course, "audit"), (course, "verified"), (course, "professional")}
+        assert backend.supported_modes(pairs) == {pair for pair in pairs if backend.offers_mode(*pair)}
+        assert backend.supported_modes(pairs) == {(course, "audit"), (course, "verified")}
+
+    def create_course_key(self, course_id):
+        self.create_course(course_id)
+        return CourseKey.from_string(course_id)

@@ -23,7 +23,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--older-than", type=int, default=None,
-                            help="Seconds a delivery must have been left received (default LMS_BRIDGE_SWEEP_AFTER_SECONDS).")
+                            help="Seconds a delivery must have been left received "
+                                 "(default: LMS_BRIDGE_SWEEP_AFTER_SECONDS).")
         parser.add_argument("--here", action="store_true", help="Process them in this process, not on Celery.")
         parser.add_argument("--progress", action="store_true", help="Print the progress of deliveries in progress.")
 
