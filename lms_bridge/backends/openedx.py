@@ -274,9 +274,14 @@ class OpenEdxBackend(EnrollmentBackend):
             AmbiguousAccountError: several accounts have this email.
         """
         users = get_user_model().objects.filter(email__iexact=email)
-        if lock:
-            users = users.select_for_update()
-        return pick_account(list(users[:10]), email, lambda user: user.email)
+        user, lookalike = pick_account(list(users[:10]), email, lambda account: account.email)
+        if lock and user is not None:
+            # Locked by primary key, after an unlocked lookup: a locking read by email would lock
+            # every row it scans (the email column need not be indexed), serializing every delivery.
+            user = get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+            if user is None or not same_email(user.email, email):
+                return None, lookalike  # deleted or changed meanwhile: nobody to enroll under this email
+        return user, lookalike
 
     @staticmethod
     def _allowances(platform, email, course_key):

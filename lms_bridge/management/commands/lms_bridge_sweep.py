@@ -17,6 +17,8 @@ from lms_bridge.sweeping import stranded, sweep
 
 
 class Command(BaseCommand):
+    """The sweeper, for cron."""
+
     help = "Queue again (or process here) deliveries left received or whose lease expired."
     # A misconfigured source (closed, the checks say why) must not stop the others' deliveries being swept.
     requires_system_checks = []
