@@ -98,10 +98,7 @@ def record_verified(source, body, remote_addr, verification, headers=None):
         created it (False: the sender had already delivered this event id).
     """
     key = idempotency_key_for(verification.event_id) if verification.event_id else None
-    if key is not None:
-        existing = WebhookDelivery.objects.filter(source=source, idempotency_key=key).first()
-        if existing is not None:
-            return existing, False
+    # Inserted first: a sender's retry (the rare case) meets the unique index and is looked up then.
     try:
         text = storable_text(body.decode("utf-8"))
         stored_exactly = True
