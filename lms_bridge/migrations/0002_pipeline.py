@@ -87,4 +87,9 @@ class Migration(migrations.Migration):
             model_name='deliverychunk',
             constraint=models.UniqueConstraint(fields=('delivery', 'number'), name='lms_bridge_chunk_unique_number'),
         ),
+        migrations.AlterField(
+            model_name='webhookdelivery',
+            name='status',
+            field=models.CharField(choices=[('rejected', 'Rejected (not authentic or not acceptable)'), ('conflict', 'Conflict (id reused with another body)'), ('received', 'Received'), ('processing', 'Processing'), ('invalid', 'Invalid payload'), ('processed', 'Processed'), ('ignored', 'Ignored (needs no action)'), ('partially_failed', 'Partially failed'), ('failed', 'Failed')], db_index=True, max_length=32),
+        ),
     ]
