@@ -62,6 +62,8 @@ INSTALLED_APPS = [
 INSTALLED_APPS += get_plugin_apps("lms.djangoapp")
 
 MIDDLEWARE = [
+    # As the LMS: the platform's per-request caches are emptied at each request's start and end.
+    "edx_django_utils.cache.middleware.RequestCacheMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

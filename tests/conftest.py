@@ -7,6 +7,7 @@ import logging
 import pytest
 from django.core.cache import cache
 from django.test import Client
+from edx_django_utils.cache import RequestCache
 from opaque_keys.edx.keys import CourseKey
 
 from lms_bridge import registry
@@ -22,8 +23,10 @@ def _fresh_state():
     """Backends are built per process, throttles count in the cache: each test starts afresh."""
     registry.reset()
     cache.clear()
+    RequestCache.clear_all_namespaces()  # the platform's per-request caches: each test is its own "request"
     yield
     registry.reset()
+    RequestCache.clear_all_namespaces()
 
 
 @pytest.fixture

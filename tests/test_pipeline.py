@@ -207,3 +207,24 @@ class TestSignals:
             signals.enrollment_changed.disconnect(broken)
         assert response.status_code == 200
         assert enrollment_of(ada, DEMO_COURSE) == ("audit", True)
+
+
+class TestOutsideARequest:
+    def test_a_worker_never_reads_a_previous_deliverys_cached_state(self, client, courses, ada):
+        """
+        Expected behavior: the platform caches enrollment states per request; a task or
+        command handles many deliveries in one "request", so processing clears that cache:
+        a change made elsewhere in between (another worker, staff) is seen.
+        """
+        from common.djangoapps.student.models import CourseEnrollment as Enrollment  # noqa: PLC0415
+        from lms_bridge.processing import process_delivery  # noqa: PLC0415
+
+        first = post_webhook(client, cohort("ada@example.com", courses=[DEMO_COURSE]), source="cohorts-async")
+        second = post_webhook(client, cohort("ada@example.com", courses=[DEMO_COURSE]), source="cohorts-async")
+        process_delivery(WebhookDelivery.objects.get(uuid=first.json()["delivery"]))
+        assert enrollment_of(ada, DEMO_COURSE) == ("audit", True)
+        # Another process unenrolls her (its own cache, not this one's).
+        Enrollment.objects.filter(user=ada).update(is_active=False)
+        result = process_delivery(WebhookDelivery.objects.get(uuid=second.json()["delivery"]))
+        assert result.counts == {"enrolled": 1}
+        assert Enrollment.objects.get(user=ada).is_active is True

@@ -3,6 +3,7 @@ from common.djangoapps.course_modes.models import CourseMode
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from edx_django_utils.cache import RequestCache
 from opaque_keys.edx.django.models import CourseKeyField
 from opaque_keys.edx.keys import CourseKey
 from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
@@ -151,6 +152,7 @@ class CourseEnrollment(models.Model):
             changed = True
         if changed:
             self.save()
+            self._update_enrollment_in_request_cache(self.user, self.course_id, (self.mode, self.is_active))
             # The LMS then sends COURSE_ENROLLMENT_CHANGED with the learner's
             # profile name: an account without a UserProfile fails right here.
             _ = self.user.profile.name
@@ -213,11 +215,24 @@ class CourseEnrollment(models.Model):
     def is_enrolled(cls, user, course_key):
         return cls.enrollment_mode_for_user(user, course_key)[1] or False
 
+    # As the LMS: enrollment states are cached per request (edx-django-utils' RequestCache). Outside a
+    # web request (a Celery task, a command) nothing clears that cache between one piece of work and the next.
+    MODE_CACHE_NAMESPACE = "CourseEnrollment.mode_and_active"
+
     @classmethod
     def enrollment_mode_for_user(cls, user, course_id):
-        """(mode, is_active), or (None, None) when there is no enrollment row."""
-        record = cls.objects.filter(user=user, course_id=course_id).values_list("mode", "is_active").first()
-        return record if record else (None, None)
+        """(mode, is_active), or (None, None) when there is no enrollment row; request-cached, as the LMS's."""
+        cache = RequestCache(cls.MODE_CACHE_NAMESPACE).data
+        state = cache.get((user.id, course_id))
+        if state is None:
+            record = cls.objects.filter(user=user, course_id=course_id).values_list("mode", "is_active").first()
+            state = tuple(record) if record else (None, None)
+            cache[(user.id, course_id)] = state
+        return state
+
+    @classmethod
+    def _update_enrollment_in_request_cache(cls, user, course_key, state):
+        RequestCache(cls.MODE_CACHE_NAMESPACE).data[(user.id, course_key)] = state
 
 
 class ManualEnrollmentAudit(models.Model):
