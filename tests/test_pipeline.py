@@ -216,8 +216,9 @@ class TestOutsideARequest:
         command handles many deliveries in one "request", so processing clears that cache:
         a change made elsewhere in between (another worker, staff) is seen.
         """
-        from common.djangoapps.student.models import CourseEnrollment as Enrollment  # noqa: PLC0415
-        from lms_bridge.processing import process_delivery  # noqa: PLC0415
+        from common.djangoapps.student.models import CourseEnrollment as Enrollment
+
+        from lms_bridge.processing import process_delivery
 
         first = post_webhook(client, cohort("ada@example.com", courses=[DEMO_COURSE]), source="cohorts-async")
         second = post_webhook(client, cohort("ada@example.com", courses=[DEMO_COURSE]), source="cohorts-async")
