@@ -48,7 +48,7 @@ def test_the_first_task_does_the_first_chunk_and_queues_the_others(courses, ada,
 
 
 def test_a_transient_failure_is_retried_then_given_up_after_the_last_attempt(courses, ada, caplog):
-    """Expected behavior: retry -> the chunk is pending again; the last attempt leaves 'retry' and fails the delivery."""
+    """Expected behavior: a retry -> the chunk is pending again; the last attempt leaves retry, the delivery fails."""
     fakes.SCRIPT.clear()
     fakes.SCRIPT[DEMO_COURSE] = TransientBackendError("LMS down")
     try:
