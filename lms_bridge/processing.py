@@ -277,7 +277,21 @@ def process_chunk(delivery_id, number, final=False):
         backends = {request.course_key: select_backend(request.course_key) for request in requests}
     except RegistryError:
         backends = {}
-    plan = _Plan(delivery, requests, backends, _context(delivery, source), {}, list(range(len(requests))))
+    plan = _Plan(delivery, requests, backends, _context(delivery, source), {}, [])
+    # Read again, in bulk, in this process (another worker may have planned the delivery, and the
+    # state may have moved since): pairs settled now are recorded; the others are changed.
+    if all(backends.get(request.course_key) is not None for request in requests):
+        settled = _read_settled(delivery, requests, backends, list(range(len(requests))), plan.context)
+    else:
+        settled = {}
+    for index, request in enumerate(requests):
+        answer = settled.get(index)
+        if answer is None:
+            plan.todo.append(index)
+        else:
+            plan.outcomes[index] = (answer.outcome, answer.detail)
+            _save_outcome(delivery, request, answer.outcome, answer.detail, "", answer.mode,
+                          backends[request.course_key])
     for batch in _batches(plan.todo):
         with transaction.atomic() if local else nullcontext():
             retry_after = max(retry_after, _apply(plan, batch, local) or 0)

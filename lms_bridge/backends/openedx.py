@@ -103,6 +103,9 @@ class OpenEdxBackend(EnrollmentBackend):
         super().__init__(configuration)
         # (delivery, course) -> (expiry, (default mode, offered modes)): see _default_mode.
         self._defaults = {}
+        # (delivery, lower-case email) -> (expiry, user id) of the accounts ``settled`` found
+        # for pairs it left to set_enrollment: locked by id there, with no second lookup by email.
+        self._accounts = {}
 
     def check(self):
         # A cheap read of the LMS's course table: proves the platform's models are there.
@@ -139,7 +142,7 @@ class OpenEdxBackend(EnrollmentBackend):
         offered = {key: {mode.slug for mode in (chosen.get(key) or [CourseMode.DEFAULT_MODE])} for key in course_keys}
         return {(course_key, mode) for course_key, mode in pairs if mode in offered[course_key]}
 
-    def settled(self, pairs, context=None):
+    def settled(self, pairs, context=None):  # pylint: disable=too-many-statements
         """
         Bulk, lock-free reads: the accounts of all the emails in one query, their
         enrollments in the courses in one, the allowances (and retirements in
@@ -195,10 +198,14 @@ class OpenEdxBackend(EnrollmentBackend):
                 _email_lookup(chunk, "original_email")).values_list("original_email", flat=True))
 
         results = []
+        delivery = context.delivery if context else None
+        self._forget_expired()
         for request in pairs:
             lowered = request.email.lower()
             user = users.get(lowered)
             active_account = user is not None and user.is_active
+            if delivery and user is not None and lowered not in doubtful:
+                self._accounts[(delivery, lowered)] = (time.monotonic() + DEFAULTS_REUSE_SECONDS, user.pk)
             if lowered in doubtful and not (request.action == ENROLL and active_account):
                 results.append(None)
                 continue
@@ -244,7 +251,8 @@ class OpenEdxBackend(EnrollmentBackend):
             # enrollment. Emails without an account are serialized by the
             # unique (email, course) index of the allowances instead.
             try:
-                user, lookalike = self._find_user(learner.email, lock=True)
+                user, lookalike = self._find_user(learner.email, lock=True, known=self._known_account(context,
+                                                                                                   learner.email))
             except AmbiguousAccountError as exc:
                 # Answered, not raised: raising would doom the caller's transaction.
                 return EnrollmentResult(Outcome.REFUSED, detail=exc.detail)
@@ -257,8 +265,21 @@ class OpenEdxBackend(EnrollmentBackend):
                 return self._allow(platform, learner.email, course_key, mode, reason, force)
             return self._enroll(platform, user, course_key, mode, reason, force, context.delivery if context else None)
 
+    def _forget_expired(self):
+        now = time.monotonic()
+        for memo in (self._accounts, self._defaults):
+            for key in [key for key, (expiry, _) in list(memo.items()) if expiry < now]:
+                memo.pop(key, None)
+
+    def _known_account(self, context, email):
+        """The id of the account ``settled`` found for this email in this delivery, or None."""
+        if context is None:
+            return None
+        entry = self._accounts.get((context.delivery, email.lower()))
+        return entry[1] if entry and entry[0] >= time.monotonic() else None
+
     @staticmethod
-    def _find_user(email, lock=False):
+    def _find_user(email, lock=False, known=None):
         """
         Find the account of an email, ignoring letter case only (and lock it, with ``lock``).
 
@@ -273,6 +294,12 @@ class OpenEdxBackend(EnrollmentBackend):
         Raises:
             AmbiguousAccountError: several accounts have this email.
         """
+        if known is not None and lock:
+            # The account the delivery's bulk read found (one email, one account, no lookalike):
+            # locked by primary key, and checked again, with no scan of the accounts by email.
+            user = get_user_model().objects.select_for_update().filter(pk=known).first()
+            if user is not None and same_email(user.email, email):
+                return user, False
         users = get_user_model().objects.filter(email__iexact=email)
         user, lookalike = pick_account(list(users[:10]), email, lambda account: account.email)
         if lock and user is not None:
