@@ -120,6 +120,8 @@ class SourceConfig:
     actions: frozenset = frozenset(ACTIONS)
     force_enrollment: bool = False
     format: str = "lms-bridge"
+    # The class FORMAT names, resolved once when the source is validated (not per request).
+    format_class: type | None = field(default=None, compare=False, repr=False)
     mode: str = "sync"
     max_pairs: int = 10_000
     async_above: int = DEFAULT_ASYNC_ABOVE_PAIRS
@@ -137,9 +139,7 @@ class SourceConfig:
 
     def build_format(self):
         """Return the source's payload format instance (call only on an open source)."""
-        from .formats import get_format_class  # pylint: disable=import-outside-toplevel
-
-        return get_format_class(self.format)(max_pairs=self.max_pairs)
+        return self.format_class(max_pairs=self.max_pairs)
 
     def body_cap(self):
         """The largest body the source takes: its MAX_BODY_BYTES, its scheme's cap, or what its format needs."""
@@ -277,6 +277,7 @@ def validate_source(slug, value):  # pylint: disable=too-many-branches,too-many-
     return SourceConfig(
         slug=slug,
         format=format_name if format_class else DEFAULT_FORMAT,
+        format_class=format_class or get_format_class(DEFAULT_FORMAT),
         mode=mode,
         max_pairs=max_pairs,
         async_above=async_above,

@@ -258,15 +258,12 @@ def process_chunk(delivery_id, number, final=False):
         ChunkResult
     """
     _clear_request_cache()
-    now = timezone.now()
-    lease = now + timedelta(seconds=get_setting("LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS"))
-    claimed = DeliveryChunk.objects.filter(delivery_id=delivery_id, number=number).filter(
-        Q(status=ChunkStatus.PENDING) | Q(status=ChunkStatus.PROCESSING, lease_expires_at__lt=now),
-    ).update(status=ChunkStatus.PROCESSING, lease_expires_at=lease, attempts=F("attempts") + 1)
+    chunk = DeliveryChunk.objects.filter(delivery_id=delivery_id, number=number)
+    claimed = chunk.filter(
+        Q(status=ChunkStatus.PENDING) | Q(status=ChunkStatus.PROCESSING, lease_expires_at__lt=timezone.now()),
+    ).update(status=ChunkStatus.PROCESSING, lease_expires_at=_lease_end(), attempts=F("attempts") + 1)
     if not claimed:
-        busy = DeliveryChunk.objects.filter(delivery_id=delivery_id, number=number,
-                                            status=ChunkStatus.PROCESSING).exists()
-        return ChunkResult("busy" if busy else "done")
+        return ChunkResult("busy" if chunk.filter(status=ChunkStatus.PROCESSING).exists() else "done")
     delivery = WebhookDelivery.objects.get(pk=delivery_id)
     source = get_source(delivery.source)
     operations = list(delivery.operations.filter(chunk=number, outcome__in=OPEN_OUTCOMES).order_by("id"))
@@ -295,15 +292,13 @@ def process_chunk(delivery_id, number, final=False):
     for batch in _batches(plan.todo):
         with transaction.atomic() if local else nullcontext():
             retry_after = max(retry_after, _apply(plan, batch, local) or 0)
-            renewed = timezone.now() + timedelta(seconds=get_setting("LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS"))
-            DeliveryChunk.objects.filter(delivery_id=delivery_id, number=number).update(lease_expires_at=renewed)
+            chunk.update(lease_expires_at=_lease_end())
             _renew_lease(delivery)
     again = any(outcome == Outcome.RETRY for outcome, _ in plan.outcomes.values())
     if again and not final:
-        DeliveryChunk.objects.filter(delivery_id=delivery_id, number=number).update(status=ChunkStatus.PENDING)
+        chunk.update(status=ChunkStatus.PENDING)
         return ChunkResult("retry", retry_after)
-    DeliveryChunk.objects.filter(delivery_id=delivery_id, number=number).update(
-        status=ChunkStatus.DONE, finished_at=timezone.now())
+    chunk.update(status=ChunkStatus.DONE, finished_at=timezone.now())
     return ChunkResult("done", result=_finish_chunked(delivery))
 
 
@@ -360,6 +355,11 @@ def _claim(delivery, reprocess):
         delivery.status, delivery.processing_started_at, delivery.retryable = DeliveryStatus.PROCESSING, now, False
         delivery.attempts += 1
     return bool(claimed)
+
+
+def _lease_end():
+    """When a lease taken (or renewed) now expires."""
+    return timezone.now() + timedelta(seconds=get_setting("LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS"))
 
 
 def _renew_lease(delivery):

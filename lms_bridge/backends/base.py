@@ -8,6 +8,7 @@ and the outcome says so (``already_enrolled``, ``already_allowed``...).
 The shared contract test suite (``tests/backends/contract.py``) holds every
 backend to this.
 """
+import time
 from dataclasses import dataclass, field
 
 from lms_bridge.actions import ENROLL, UNENROLL  # noqa: F401  pylint: disable=unused-import
@@ -146,6 +147,37 @@ def pick_account(accounts, email, email_of):
     if len(exact) == 1:
         return exact[0], lookalike
     raise AmbiguousAccountError(SEVERAL_ACCOUNTS)
+
+
+class DeliveryMemo:
+    """
+    What a backend read for one delivery, reused by the same delivery's later
+    calls for a short while (``settled`` reads in bulk what ``set_enrollment``
+    would read again pair by pair). Keys start with the delivery's id; entries
+    expire after ``seconds`` and are purged by ``purge``; at most ``limit`` are kept.
+    """
+
+    MISSING = object()
+
+    def __init__(self, seconds=30, limit=100_000):
+        self.seconds, self.limit = seconds, limit
+        self._entries = {}
+
+    def put(self, key, value):
+        if len(self._entries) >= self.limit:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + self.seconds, value)
+
+    def get(self, key, pop=False):
+        """The value kept for ``key``, or ``DeliveryMemo.MISSING``."""
+        entry = self._entries.pop(key, None) if pop else self._entries.get(key)
+        return entry[1] if entry and entry[0] >= time.monotonic() else self.MISSING
+
+    def purge(self):
+        """Forget the expired entries."""
+        now = time.monotonic()
+        for key in [key for key, (expiry, _) in list(self._entries.items()) if expiry < now]:
+            self._entries.pop(key, None)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ Options:
         passed (default False, as the LMS's enrollment API does).
 """
 import logging
-import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -34,6 +33,7 @@ from .base import (
     UNENROLL,
     AmbiguousAccountError,
     BackendError,
+    DeliveryMemo,
     EnrollmentBackend,
     EnrollmentResult,
     EnrollmentState,
@@ -48,8 +48,6 @@ from .base import (
 
 log = logging.getLogger(__name__)
 
-# How long a delivery may reuse a course's default mode and offered modes (seconds).
-DEFAULTS_REUSE_SECONDS = 30
 # Emails per lookup query of a bulk read (bounded statements on very large deliveries).
 LOOKUP_CHUNK = 500
 
@@ -101,11 +99,11 @@ class OpenEdxBackend(EnrollmentBackend):
 
     def __init__(self, configuration):
         super().__init__(configuration)
-        # (delivery, course) -> (expiry, (default mode, offered modes)): see _default_mode.
-        self._defaults = {}
-        # (delivery, lower-case email) -> (expiry, user id) of the accounts ``settled`` found
-        # for pairs it left to set_enrollment: locked by id there, with no second lookup by email.
-        self._accounts = {}
+        # (delivery, course) -> (default mode, offered modes): see _default_mode.
+        self._defaults = DeliveryMemo(limit=10_000)
+        # (delivery, lower-case email) -> user id of the accounts ``settled`` found for pairs
+        # it left to set_enrollment: locked by id there, with no second lookup by email.
+        self._accounts = DeliveryMemo()
 
     def check(self):
         # A cheap read of the LMS's course table: proves the platform's models are there.
@@ -199,13 +197,14 @@ class OpenEdxBackend(EnrollmentBackend):
 
         results = []
         delivery = context.delivery if context else None
-        self._forget_expired()
+        self._accounts.purge()
+        self._defaults.purge()
         for request in pairs:
             lowered = request.email.lower()
             user = users.get(lowered)
             active_account = user is not None and user.is_active
             if delivery and user is not None and lowered not in doubtful:
-                self._accounts[(delivery, lowered)] = (time.monotonic() + DEFAULTS_REUSE_SECONDS, user.pk)
+                self._accounts.put((delivery, lowered), user.pk)
             if lowered in doubtful and not (request.action == ENROLL and active_account):
                 results.append(None)
                 continue
@@ -265,18 +264,12 @@ class OpenEdxBackend(EnrollmentBackend):
                 return self._allow(platform, learner.email, course_key, mode, reason, force)
             return self._enroll(platform, user, course_key, mode, reason, force, context.delivery if context else None)
 
-    def _forget_expired(self):
-        now = time.monotonic()
-        for memo in (self._accounts, self._defaults):
-            for key in [key for key, (expiry, _) in list(memo.items()) if expiry < now]:
-                memo.pop(key, None)
-
     def _known_account(self, context, email):
         """The id of the account ``settled`` found for this email in this delivery, or None."""
         if context is None:
             return None
-        entry = self._accounts.get((context.delivery, email.lower()))
-        return entry[1] if entry and entry[0] >= time.monotonic() else None
+        found = self._accounts.get((context.delivery, email.lower()))
+        return None if found is DeliveryMemo.MISSING else found
 
     @staticmethod
     def _find_user(email, lock=False, known=None):
@@ -382,15 +375,12 @@ class OpenEdxBackend(EnrollmentBackend):
         once per delivery and course (a cohort's pairs share them).
         """
         key = (delivery, str(course_key))
-        found = self._defaults.get(key) if delivery else None
-        if found is None or found[0] < time.monotonic():
-            found = (time.monotonic() + DEFAULTS_REUSE_SECONDS,
-                     (platform.default_mode(str(course_key)), self._offered_modes(course_key)))
+        found = self._defaults.get(key) if delivery else DeliveryMemo.MISSING
+        if found is DeliveryMemo.MISSING:
+            found = (platform.default_mode(str(course_key)), self._offered_modes(course_key))
             if delivery:
-                if len(self._defaults) > 10_000:
-                    self._defaults.clear()
-                self._defaults[key] = found
-        return found[1]
+                self._defaults.put(key, found)
+        return found
 
     @staticmethod
     def _policy_refusal(platform, course_key):

@@ -39,6 +39,7 @@ from .base import (
     AmbiguousAccountError,
     BackendConfigurationError,
     BackendError,
+    DeliveryMemo,
     EnrollmentBackend,
     EnrollmentResult,
     EnrollmentState,
@@ -56,9 +57,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = (3.05, 10.0)
 TOKEN_MARGIN_SECONDS = 60
 COURSE_CACHE_SECONDS = 60
-# How long what ``settled`` read stays usable by the same delivery's changes.
-READ_REUSE_SECONDS = 30
-_UNREAD = object()
 ALLOWANCES_PATH = "/api/enrollment/v1/enrollment_allowed/"  # the trailing slash is required
 # The enrollment API's one answer for a closed, invitation-only or full course.
 GENERIC_ENROLLMENT_ERROR = "An error occurred while creating the new course enrollment"
@@ -91,8 +89,8 @@ class OpenEdxApiBackend(EnrollmentBackend):
         self._token_valid_until = 0.0
         self._courses = {}
         # What ``settled`` read, kept briefly for the same delivery's ``set_enrollment`` calls
-        # (so a pair that changes costs no second lookup): {(delivery, kind, key): (expiry, value)}.
-        self._reads = {}
+        # (so a pair that changes costs no second lookup), by (delivery, kind, key).
+        self._reads = DeliveryMemo()
         self.token_requests = 0
 
     @classmethod
@@ -316,9 +314,7 @@ class OpenEdxApiBackend(EnrollmentBackend):
         What was read is reused by the same delivery's ``set_enrollment`` calls.
         """
         delivery = context.delivery if context else None
-        now = time.monotonic()
-        for key in [key for key, (expiry, _) in list(self._reads.items()) if expiry < now]:
-            self._reads.pop(key, None)
+        self._reads.purge()
         accounts, results = {}, []
         for request in pairs:
             lowered = request.email.lower()
@@ -336,22 +332,18 @@ class OpenEdxApiBackend(EnrollmentBackend):
                 if current.get("is_active") and request.mode in (None, current.get("mode")):
                     result = EnrollmentResult(Outcome.ALREADY_ENROLLED, mode=current.get("mode"))
                 elif delivery:
-                    self._remember(delivery, "enrollment", (account["username"], str(request.course_key)), enrollment)
+                    self._reads.put((delivery, "enrollment", (account["username"], str(request.course_key))),
+                                    enrollment)
             if result is None and delivery:
-                self._remember(delivery, "account", lowered, found)
+                self._reads.put((delivery, "account", lowered), found)
             results.append(result)
         return results
 
-    def _remember(self, delivery, kind, key, value):
-        self._reads[(delivery, kind, key)] = (time.monotonic() + READ_REUSE_SECONDS, value)
-
     def _recall(self, context, kind, key):
-        """What ``settled`` read for this delivery, or a sentinel when it read nothing."""
+        """What ``settled`` read for this delivery (an enrollment is used once), or DeliveryMemo.MISSING."""
         if context is None:
-            return _UNREAD
-        entry = self._reads.pop((context.delivery, kind, key), None) if kind == "enrollment" else \
-            self._reads.get((context.delivery, kind, key))
-        return entry[1] if entry and entry[0] >= time.monotonic() else _UNREAD
+            return DeliveryMemo.MISSING
+        return self._reads.get((context.delivery, kind, key), pop=kind == "enrollment")
 
     def get_enrollment(self, email, course_key):
         account, _ = self._account(email)
@@ -372,7 +364,7 @@ class OpenEdxApiBackend(EnrollmentBackend):
         try:
             if isinstance(found, Exception):
                 raise found
-            account, lookalike = self._account(learner.email) if found is _UNREAD else found
+            account, lookalike = self._account(learner.email) if found is DeliveryMemo.MISSING else found
         except AmbiguousAccountError as exc:
             return EnrollmentResult(Outcome.REFUSED, detail=exc.detail)
         force = bool(context and context.force_enrollment)
@@ -412,7 +404,7 @@ class OpenEdxApiBackend(EnrollmentBackend):
         all three: the course details name which rule it was.
         """
         current = self._recall(context, "enrollment", (account["username"], str(course_key)))
-        if current is _UNREAD:
+        if current is DeliveryMemo.MISSING:
             current = self._enrollment(account["username"], course_key)
         if current and current.get("is_active") and (mode is None or mode == current.get("mode")):
             return EnrollmentResult(Outcome.ALREADY_ENROLLED, mode=current.get("mode"))
