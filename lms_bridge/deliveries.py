@@ -9,8 +9,9 @@ import hashlib
 import ipaddress
 import logging
 import re
+from contextlib import nullcontext
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 
 from .conf import get_setting
 from .models import DeliveryStatus, WebhookDelivery, idempotency_key_for
@@ -106,10 +107,11 @@ def record_verified(source, body, remote_addr, verification, headers=None):
         # Kept for the audit, but it can never be processed (see processing).
         text = body.decode("utf-8", "replace")
         stored_exactly = False
+    # In autocommit (the view) the INSERT is its own transaction; inside a transaction,
+    # a savepoint keeps it usable when a concurrent copy of this delivery won the race.
+    connection = transaction.get_connection(router.db_for_write(WebhookDelivery))
     try:
-        # The savepoint keeps a surrounding transaction usable when a
-        # concurrent copy of this delivery won the race to insert it.
-        with transaction.atomic():
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
             delivery = WebhookDelivery.objects.create(
                 source=source,
                 event_id=verification.event_id or "",

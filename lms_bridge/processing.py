@@ -125,12 +125,12 @@ def dispatch(delivery, fresh=False):
         return process_delivery(delivery)  # in progress or done: the claim says so
     try:
         requests = _parse(delivery, source)
-    except (_InvalidDeliveryError, Ignored):
-        return process_delivery(delivery, fresh=fresh)
+    except (_InvalidDeliveryError, Ignored) as exc:
+        return process_delivery(delivery, fresh=fresh, requests=exc)  # recorded as such, not parsed again
     if not source.runs_async(len(requests)):
         return process_delivery(delivery, fresh=fresh, requests=requests)
     try:
-        _validate(requests, source)
+        _validate(requests, source, recent=True)
     except (_InvalidDeliveryError, _UnavailableError):
         return process_delivery(delivery, fresh=fresh, requests=requests)
     if delivery.status in FAILED_STATUSES:
@@ -150,7 +150,8 @@ def process_delivery(delivery, reprocess=False, fresh=False, requests=None):
             that failed permanently or were invalid, and redo every pair that
             did not succeed.
         fresh (bool): the caller created the delivery just now (no operations exist).
-        requests (list | None): the parsed requests, when the caller has them.
+        requests (list | Exception | None): the parsed requests when the caller has
+            them, or what parsing raised (``Ignored``, an invalid payload).
 
     Returns:
         DeliveryResult
@@ -238,7 +239,10 @@ def start_delivery(delivery_id):
 
 @dataclass
 class ChunkResult:
-    """What a chunk's task did: ``done``, ``retry`` (after ``retry_after`` seconds) or ``busy`` (another holds it)."""
+    """
+    What a chunk's task did: ``done``, ``retry`` (after ``retry_after`` seconds) or ``busy``
+    (another process holds it; its lease ends in ``retry_after`` seconds).
+    """
 
     state: str
     retry_after: int | None = None
@@ -263,7 +267,12 @@ def process_chunk(delivery_id, number, final=False):
         Q(status=ChunkStatus.PENDING) | Q(status=ChunkStatus.PROCESSING, lease_expires_at__lt=timezone.now()),
     ).update(status=ChunkStatus.PROCESSING, lease_expires_at=_lease_end(), attempts=F("attempts") + 1)
     if not claimed:
-        return ChunkResult("busy" if chunk.filter(status=ChunkStatus.PROCESSING).exists() else "done")
+        # Held: look again when its lease ends (sooner if the holder finishes; later if it renews).
+        lease_end = chunk.filter(status=ChunkStatus.PROCESSING).values_list("lease_expires_at", flat=True).first()
+        if lease_end is None:
+            return ChunkResult("done")
+        remaining = max(0, math.ceil((lease_end - timezone.now()).total_seconds()))
+        return ChunkResult("busy", retry_after=min(remaining, get_setting("LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS")) + 1)
     delivery = WebhookDelivery.objects.get(pk=delivery_id)
     source = get_source(delivery.source)
     operations = list(delivery.operations.filter(chunk=number, outcome__in=OPEN_OUTCOMES).order_by("id"))
@@ -403,13 +412,20 @@ def _parse(delivery, source):
         raise _InvalidDeliveryError(exc.message, errors=exc.errors) from None
 
 
-def _validate(requests, source):
+def _validate(requests, source, recent=False):
     """
     Check every pair before anything is changed, so that a 400 leaves nothing
     half-done: the source may ask for the action and the course (its
     ``ACTIONS`` and ``COURSES``), and each course needs a backend, must exist,
     and must offer the mode. One ``existing_courses`` and one
     ``supported_modes`` call per backend.
+
+    Arguments:
+        recent (bool): trust what each backend found in the last minute
+            (``EnrollmentBackend.found_recently``) and ask only about the rest: the
+            async acknowledgement does. Only what exists is kept, so an unknown
+            course is a 400 every time; the worker validates the delivery again,
+            without it, before it changes anything.
 
     Returns:
         dict[CourseKey, EnrollmentBackend]
@@ -428,11 +444,20 @@ def _validate(requests, source):
         existing, supported = set(), set()
         for backend in {id(b): b for b in backends.values() if b is not None}.values():
             mine = [key for key, chosen in backends.items() if chosen is backend]
-            existing |= backend.existing_courses(mine)
             modes = {(request.course_key, request.mode) for request in requests
                      if request.mode and request.action == ENROLL and backends[request.course_key] is backend}
+            if recent:
+                known = {key for key in (*mine, *modes) if backend.found_recently.get(key) is True}
+                existing |= known & set(mine)
+                supported |= known & modes
+                mine, modes = [key for key in mine if key not in known], modes - known
+            if mine:
+                existing |= backend.existing_courses(mine)
             if modes:
                 supported |= backend.supported_modes(modes)
+            if recent:
+                for key in (*(existing & set(mine)), *(supported & modes)):
+                    backend.found_recently.put(key, True)
     except (BackendError, RegistryError, OperationalError) as exc:
         # Transient, or a configuration the operator must fix: either way a later
         # attempt (the sender's retry, a task's, "reprocess") does it once the LMS answers.
@@ -477,6 +502,8 @@ def _prepare(delivery, source, fresh, requests=None):
         return _store(delivery, DeliveryResult(UNAVAILABLE, delivery, "This webhook source is not configured",
                                                retryable=True), DeliveryStatus.FAILED)
     try:
+        if isinstance(requests, Exception):
+            raise requests
         if requests is None:
             requests = _parse(delivery, source)
         backends = _validate(requests, source)

@@ -16,12 +16,15 @@ worker is lost, and calls the same processing code as the webhook view.
     times; then the pairs stay ``retry`` and the delivery fails (admin "reprocess"
     queues it again). The last chunk done finishes the delivery.
 ``lms_bridge.sweep``
-    Queues deliveries left ``received`` or whose lease expired (for Celery beat).
+    Queues deliveries left ``received`` or whose lease expired, and chunks whose
+    lease expired (for Celery beat).
 
 A broker that is down loses nothing: a delivery is recorded before it is
 queued, a failed publish is logged, and the sweeper queues it again.
 """
 import logging
+import os
+import threading
 
 from celery import shared_task
 
@@ -56,7 +59,7 @@ def sweep_task():
     """Queue what was left behind (a broker that was down, a worker that died)."""
     from .sweeping import sweep  # pylint: disable=import-outside-toplevel
 
-    sweep(enqueue=enqueue_delivery)
+    sweep(enqueue=enqueue_delivery, enqueue_chunk=enqueue_chunk)
 
 
 def run_chunk(delivery_id, number, retries):
@@ -65,9 +68,8 @@ def run_chunk(delivery_id, number, retries):
     if result.state == "retry":
         enqueue_chunk(delivery_id, number, retries + 1, processing.backoff_seconds(retries, result.retry_after))
     elif result.state == "busy":
-        # Another worker holds its lease: look again once it would have expired.
-        enqueue_chunk(delivery_id, number, retries,
-                      min(60, get_setting("LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS")))
+        # Another worker holds its lease: look again once it ends (it is renewed while that worker works).
+        enqueue_chunk(delivery_id, number, retries, result.retry_after)
 
 
 def _options(countdown=None):
@@ -81,10 +83,48 @@ def _options(countdown=None):
     return options
 
 
+class _Publisher(threading.local):
+    """
+    This thread's producer on the broker, made on first use in this process: a
+    publish costs no pool checkout and no new connection object. After a fork
+    (gunicorn, Celery's prefork pool) the child makes its own.
+    """
+
+    pid = None
+    producer = None
+
+    def get(self, app):
+        if self.pid != os.getpid() or self.producer is None:
+            self.producer = app.amqp.Producer(app.connection_for_write())
+            self.pid = os.getpid()
+        return self.producer
+
+    def forget(self):
+        """Drop the producer (after a failure): the next publish makes a new one."""
+        producer, self.producer = self.producer, None
+        if producer is not None and self.pid == os.getpid():
+            try:
+                producer.connection.release()
+            except Exception as exc:  # pylint: disable=broad-except
+                log.debug("lms_bridge: closing a broken broker connection: %s", type(exc).__name__)
+
+
+_publisher = _Publisher()
+
+
+def _publish(task, args, countdown=None):
+    """Publish one task message (a short retry on a lost connection); raises when the broker cannot take it."""
+    try:
+        task.apply_async(args=args, producer=_publisher.get(task.app), **_options(countdown))
+    except Exception:
+        _publisher.forget()
+        raise
+
+
 def enqueue_delivery(delivery_id):
     """Queue a delivery's first task; False (logged) when the broker cannot take it."""
     try:
-        process_delivery_task.apply_async(args=(delivery_id,), **_options())
+        _publish(process_delivery_task, (delivery_id,))
     except Exception as exc:  # pylint: disable=broad-except
         log.warning("lms_bridge could not queue delivery %s (%s); the sweeper will", delivery_id, type(exc).__name__)
         return False
@@ -94,7 +134,7 @@ def enqueue_delivery(delivery_id):
 def enqueue_chunk(delivery_id, number, retries=0, countdown=None):
     """Queue one chunk's task; False (logged) when the broker cannot take it."""
     try:
-        process_chunk_task.apply_async(args=(delivery_id, number, retries), **_options(countdown))
+        _publish(process_chunk_task, (delivery_id, number, retries), countdown)
     except Exception as exc:  # pylint: disable=broad-except
         log.warning("lms_bridge could not queue chunk %s of delivery %s (%s); the sweeper will", number,
                     delivery_id, type(exc).__name__)

@@ -164,6 +164,42 @@ class TestAsyncAnswer:
         assert response.status_code == 400
         assert WebhookDelivery.objects.get().status == DeliveryStatus.INVALID
 
+    def test_the_ack_asks_about_a_course_once_a_minute_and_the_worker_always(self, client, courses, ada):
+        """
+        Expected behavior: a course (and mode) found to exist is not looked up again by the next
+        acknowledgements; an unknown course is looked up, and refused, every time; a course gone
+        after the acknowledgement is found by the worker, which changes nothing.
+        """
+        from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
+
+        def ack(payload):
+            with CaptureQueriesContext(connection) as captured:
+                response = post_webhook(client, payload, source="shop-async")
+            return response, [sql for sql in statements(captured) if sql.upper().startswith("SELECT")
+                              and ("courseoverview" in sql.lower() or "coursemode" in sql.lower())]
+
+        first, looked_up = ack({"email": "ada@example.com", "courseIds": [DEMO_COURSE], "mode": "verified"})
+        assert first.status_code == 202, first.content
+        assert looked_up  # the course and its modes
+        again, looked_up = ack({"email": "new@example.com", "courseIds": [DEMO_COURSE], "mode": "verified"})
+        assert again.status_code == 202
+        assert looked_up == []
+        for _ in range(2):
+            unknown, looked_up = ack({"email": "ada@example.com", "courseIds": ["course-v1:edX+Nope+2020"]})
+            assert unknown.status_code == 400
+            assert looked_up
+        CourseOverview.objects.filter(id=courses[DEMO_COURSE]).delete()
+        gone, _ = ack({"email": "ada@example.com", "courseIds": [DEMO_COURSE]})
+        assert gone.status_code == 202  # trusted for a minute ...
+        call_command("lms_bridge_sweep", "--older-than", "0", "--here")
+        # ... but the worker checks again: all three acknowledged deliveries are refused, nothing changed.
+        for accepted in (first, again, gone):
+            delivery = WebhookDelivery.objects.get(uuid=accepted.json()["delivery"])
+            assert delivery.status == DeliveryStatus.INVALID
+            assert "does not exist" in delivery.response_body["message"]
+        assert not CourseEnrollment.objects.exists()
+        assert not CourseEnrollmentAllowed.objects.exists()
+
     def test_the_senders_retry_of_a_queued_delivery_is_202_again(self, client, courses):
         first = post_webhook(client, cohort("ada@example.com"), source="cohorts-async", event_id="msg_q")
         again = post_webhook(client, cohort("ada@example.com"), source="cohorts-async", event_id="msg_q")

@@ -3,8 +3,13 @@ The Celery tasks' logic, called in this process (the broker is down: publishing
 fails, as it would with Redis stopped). The same tasks on real workers and a real
 Redis: tests/test_live_celery.py.
 """
+from datetime import timedelta
+from io import StringIO
+
 import pytest
+from django.core.management import call_command
 from django.test import Client, override_settings
+from django.utils import timezone
 
 from lms_bridge import tasks
 from lms_bridge.backends.base import TransientBackendError
@@ -66,13 +71,23 @@ def test_a_transient_failure_is_retried_then_given_up_after_the_last_attempt(cou
         fakes.SCRIPT.clear()
 
 
-def test_a_chunk_another_worker_holds_is_looked_at_again_later(courses, ada, caplog):
+def test_a_chunk_another_worker_holds_is_looked_at_again_when_its_lease_ends(courses, ada, caplog, monkeypatch):
+    """Expected behavior: queued again with a countdown of the lease's remaining time, at most the timeout."""
     delivery = queued("ada@example.com")
-    DeliveryChunk.objects.create(delivery=delivery, number=0, pairs=2, status="processing",
-                                 lease_expires_at="2999-01-01T00:00:00Z")
+    chunk = DeliveryChunk.objects.create(delivery=delivery, number=0, pairs=2, status="processing",
+                                         lease_expires_at=timezone.now() + timedelta(seconds=7))
     tasks.process_chunk_task(delivery.pk, 0)
     assert "could not queue chunk 0" in caplog.text
     assert DeliveryChunk.objects.get(delivery=delivery).status == "processing"
+    queued_again = []
+    monkeypatch.setattr(tasks, "enqueue_chunk", lambda *args: queued_again.append(args))
+    tasks.process_chunk_task(delivery.pk, 0)
+    assert queued_again and 7 <= queued_again[0][3] <= 8
+    chunk.lease_expires_at = timezone.now() + timedelta(days=300)  # not a lease this code takes
+    chunk.save()
+    with override_settings(LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS=30):
+        tasks.process_chunk_task(delivery.pk, 0)
+    assert queued_again[1][3] == 31
 
 
 def test_backoff_grows_is_capped_and_honours_retry_after():
@@ -88,3 +103,29 @@ def test_the_sweep_task_queues_what_was_left(courses, ada, caplog):
     with override_settings(LMS_BRIDGE_SWEEP_AFTER_SECONDS=0):
         tasks.sweep_task()
     assert f"could not queue delivery {delivery.pk}" in caplog.text
+
+
+@override_settings(LMS_BRIDGE_CHUNK_PAIRS=2)
+def test_a_chunk_a_dead_worker_held_is_resumed_by_the_sweeper(courses, ada, caplog):
+    """
+    Expected behavior: the delivery goes on (its other chunks renew its lease), but the chunk
+    whose worker died is stranded once its own lease ends: the sweeper resumes that chunk.
+    """
+    delivery = queued("ada@example.com", "new@example.com", "other@example.com")  # 6 pairs, 3 chunks
+    tasks.process_delivery_task(delivery.pk)  # chunk 0 done here; 1 and 2 could not be queued
+    tasks.process_chunk_task(delivery.pk, 2)
+    DeliveryChunk.objects.filter(delivery=delivery, number=1).update(
+        status="processing", lease_expires_at=timezone.now() - timedelta(seconds=1))  # its worker was killed
+    assert call_sweep() == "0 delivery(ies) to process here\nqueued: 0, processed here: 0, chunks resumed: 1, " \
+                           "could not be queued: 0\n"
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PROCESSED
+    assert not DeliveryChunk.objects.filter(delivery=delivery).exclude(status="done").exists()
+    assert EnrollmentOperation.objects.filter(delivery=delivery, outcome="pending").count() == 0
+    assert call_sweep().startswith("0 delivery(ies)") and "chunks resumed: 0" in call_sweep()
+
+
+def call_sweep():
+    out = StringIO()
+    call_command("lms_bridge_sweep", "--here", stdout=out)
+    return out.getvalue()

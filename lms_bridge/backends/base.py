@@ -10,6 +10,7 @@ backend to this.
 """
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from lms_bridge.actions import ENROLL, UNENROLL  # noqa: F401  pylint: disable=unused-import
 from lms_bridge.models import Outcome
@@ -151,10 +152,11 @@ def pick_account(accounts, email, email_of):
 
 class DeliveryMemo:
     """
-    What a backend read for one delivery, reused by the same delivery's later
-    calls for a short while (``settled`` reads in bulk what ``set_enrollment``
-    would read again pair by pair). Keys start with the delivery's id; entries
-    expire after ``seconds`` and are purged by ``purge``; at most ``limit`` are kept.
+    What a backend read, reused for a short while: for one delivery (``settled``
+    reads in bulk what ``set_enrollment`` would read again pair by pair; keys start
+    with the delivery's id), or for the acknowledgements (``found_recently``).
+    Entries expire after ``seconds`` and are purged by ``purge``; at most ``limit``
+    are kept.
     """
 
     MISSING = object()
@@ -290,6 +292,15 @@ class EnrollmentBackend:
             configuration (BackendConfig): the backend's settings entry.
         """
         self.configuration = configuration
+
+    @cached_property
+    def found_recently(self):
+        """
+        Courses (``CourseKey``) and ``(course, mode)`` pairs this backend found to
+        exist in the last minute, in this process: the async acknowledgement asks
+        only about the others. Never what does not exist.
+        """
+        return DeliveryMemo(seconds=60, limit=20_000)
 
     @property
     def name(self):

@@ -1,5 +1,5 @@
 """
-Queue again (or process here) the deliveries a down broker or a dead worker left behind.
+Queue again (or process here) the deliveries (and chunks) a down broker or a dead worker left behind.
 
     ./manage.py lms_bridge_sweep                # queue them for the Celery workers (or process here without Celery)
     ./manage.py lms_bridge_sweep --here          # process them in this process
@@ -31,16 +31,17 @@ class Command(BaseCommand):
         parser.add_argument("--progress", action="store_true", help="Print the progress of deliveries in progress.")
 
     def handle(self, *args, **options):
-        enqueue = None
+        enqueue = enqueue_chunk = None
         if celery_configured() and not options["here"]:
-            from lms_bridge.tasks import enqueue_delivery  # pylint: disable=import-outside-toplevel
+            # pylint: disable=import-outside-toplevel
+            from lms_bridge.tasks import enqueue_chunk, enqueue_delivery
 
             enqueue = enqueue_delivery
         waiting = stranded(options["older_than"]).count()
         self.stdout.write(f"{waiting} delivery(ies) to {'queue' if enqueue else 'process here'}")
-        report = sweep(options["older_than"], enqueue=enqueue)
+        report = sweep(options["older_than"], enqueue=enqueue, enqueue_chunk=enqueue_chunk)
         self.stdout.write(f"queued: {report.queued}, processed here: {report.processed}, "
-                          f"could not be queued: {report.failed_to_queue}")
+                          f"chunks resumed: {report.chunks}, could not be queued: {report.failed_to_queue}")
         if options["progress"]:
             for delivery in WebhookDelivery.objects.filter(status=DeliveryStatus.PROCESSING).order_by("received_at"):
                 counts = progress(delivery)
