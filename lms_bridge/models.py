@@ -133,6 +133,9 @@ class WebhookDelivery(models.Model):
         verbose_name = _("webhook delivery")
         verbose_name_plural = _("webhook deliveries")
         ordering = ("-received_at", "-id")
+        # Nobody edits or deletes the audit trail (admin offers neither); support staff may reprocess.
+        default_permissions = ("view",)
+        permissions = [("reprocess_webhookdelivery", _("Can reprocess failed or invalid deliveries"))]
         constraints = [
             # NULL keys (unverified or id-less deliveries) never collide, on
             # every database: this is what makes a delivery exactly-once.
@@ -176,6 +179,8 @@ class EnrollmentOperation(models.Model):
     class Meta:
         verbose_name = _("enrollment operation")
         ordering = ("delivery", "id")
+        default_permissions = ("view",)
+        permissions = [("export_enrollmentoperation", _("Can export enrollment operations as CSV"))]
         constraints = [
             models.UniqueConstraint(fields=("delivery", "learner_key", "course_id"),
                                     name="lms_bridge_operation_unique_pair"),
@@ -223,6 +228,7 @@ class DeliveryChunk(models.Model):
     class Meta:
         verbose_name = _("delivery chunk")
         ordering = ("delivery", "number")
+        default_permissions = ("view",)
         constraints = [
             models.UniqueConstraint(fields=("delivery", "number"), name="lms_bridge_chunk_unique_number"),
         ]

@@ -2,6 +2,9 @@
 Tests of the Django admin: the audit and repair console (read-only lists,
 filters, search, the operations inline, permissions, "reprocess").
 """
+import csv
+import io
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client, override_settings
@@ -21,7 +24,7 @@ OPERATIONS = "/admin/lms_bridge/enrollmentoperation/"
 
 @pytest.fixture
 def support(django_user_model):
-    """A staff member with the view and change permissions of lms_bridge's models."""
+    """A staff member with every permission of lms_bridge's models (view, reprocess, export)."""
     user = django_user_model.objects.create_user("support", "support@example.com", "pw", is_staff=True)
     user.user_permissions.set(Permission.objects.filter(content_type__app_label="lms_bridge"))
     return user
@@ -136,7 +139,7 @@ class TestReprocess:
         assert enrollment_of(ada, DEMO_COURSE) == (None, None)
 
     def test_view_only_staff_cannot_reprocess(self, viewer, failed_delivery):
-        """Expected behavior: without the change permission the action is not available."""
+        """Expected behavior: without the reprocess permission the action is not available."""
         fakes.SCRIPT.clear()
         with override_settings(LMS_BRIDGE_BACKENDS=[{"BACKEND": "tests.backends.fakes.ScriptedBackend"}]):
             logged_in(viewer).post(CHANGELIST, {"action": "reprocess", "_selected_action": [failed_delivery.pk]})
@@ -170,3 +173,131 @@ class TestProgress:
         assert delivery.response_body["counts"] == {"enrolled": 2, "allowed": 2}
         page = logged_in(support).get(f"{CHANGELIST}{delivery.pk}/change/").content.decode()
         assert "4 of 4 pairs done (allowed: 2, enrolled: 2)" in page
+
+
+def with_permissions(django_user_model, username, *codenames):
+    user = django_user_model.objects.create_user(username, f"{username}@example.com", "pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="lms_bridge", codename__in=codenames))
+    return user
+
+
+class TestNothingIsEditedOrDeleted:
+    """No Save, no Delete, for anyone: the retention command is the only way records go."""
+
+    def test_a_superuser_may_neither_save_nor_delete(self, django_user_model, failed_delivery):
+        admin_user = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+        client = logged_in(admin_user)
+        page = client.get(f"{CHANGELIST}{failed_delivery.pk}/change/").content.decode()
+        assert 'name="_save"' not in page and "deletelink" not in page
+        assert client.get(f"{CHANGELIST}{failed_delivery.pk}/delete/").status_code == 403
+        actions = client.get(CHANGELIST).context["action_form"].fields["action"].choices
+        assert [value for value, _ in actions if value] == ["reprocess"]
+        operation = EnrollmentOperation.objects.first()
+        assert client.get(f"{OPERATIONS}{operation.pk}/delete/").status_code == 403
+        assert client.get(OPERATIONS).context["action_form"] is None  # no action at all
+        client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": [failed_delivery.pk], "post": "yes"})
+        assert WebhookDelivery.objects.filter(pk=failed_delivery.pk).exists()
+
+    def test_the_permissions_are_view_reprocess_and_export(self):
+        codenames = set(Permission.objects.filter(content_type__app_label="lms_bridge").values_list("codename",
+                                                                                                     flat=True))
+        assert codenames == {"view_webhookdelivery", "reprocess_webhookdelivery", "view_enrollmentoperation",
+                             "export_enrollmentoperation", "view_deliverychunk"}
+
+
+class TestDeliveryPage:
+    def test_it_leads_with_what_support_needs_and_shows_body_and_answer_once(self, viewer, failed_delivery):
+        page = logged_in(viewer).get(f"{CHANGELIST}{failed_delivery.pk}/change/").content.decode()
+        first_fieldset = page[page.index("<fieldset"):page.index("</fieldset>")]
+        for label in ("Status", "Learners", "Courses", "Sender was told", "Why"):
+            assert label in first_fieldset, label
+        assert "ada@example.com" in first_fieldset and BRIDGE_COURSE in first_fieldset
+        assert f"{BRIDGE_COURSE}: failed (LMS said no)" in first_fieldset
+        assert "200 " in first_fieldset
+        assert "Idempotency key" not in first_fieldset and "Technical details" in page
+        assert page.count("&quot;courseIds&quot;") == 1  # the body, once
+        assert page.count("&quot;counts&quot;") == 1  # the answer, once
+
+    def test_a_rejected_delivery_says_why(self, viewer, courses):
+        post_webhook(Client(), {"email": "ada@example.com", "courseIds": [DEMO_COURSE]}, headers={})
+        delivery = WebhookDelivery.objects.get()
+        page = logged_in(viewer).get(f"{CHANGELIST}{delivery.pk}/change/").content.decode()
+        first_fieldset = page[page.index("<fieldset"):page.index("</fieldset>")]
+        assert delivery.signature_detail and delivery.signature_detail in first_fieldset
+        assert "401 Invalid signature" in first_fieldset
+
+
+class TestSearchByEmail:
+    def test_an_email_finds_every_delivery_invalid_and_rejected_included(self, viewer, courses, ada):
+        """Expected behavior: processed (operations), invalid and rejected (no operations) deliveries all match."""
+        post_webhook(Client(), {"email": "ada@example.com", "courseIds": [DEMO_COURSE]})
+        post_webhook(Client(), {"email": "Ada@Example.com", "courseIds": ["not a key"]})  # invalid
+        post_webhook(Client(), {"email": "ada@example.com", "courseIds": [DEMO_COURSE]}, headers={})  # rejected
+        post_webhook(Client(), {"email": "grace@example.com", "courseIds": ["not a key"]})
+        statuses = {row.status for row in
+                    logged_in(viewer).get(CHANGELIST, {"q": "ada@example.com"}).context["cl"].result_list}
+        assert statuses == {"processed", "invalid", "rejected"}
+        assert logged_in(viewer).get(CHANGELIST, {"q": "grace@example.com"}).context["cl"].result_count == 1
+
+
+class TestCsvExport:
+    def test_it_exports_the_filtered_operations_with_formulas_escaped(self, django_user_model, courses, ada):
+        fakes.SCRIPT.clear()
+        fakes.SCRIPT[BRIDGE_COURSE] = BackendError("=HYPERLINK(\"http://evil.example\")")
+        with override_settings(LMS_BRIDGE_BACKENDS=[{"BACKEND": "tests.backends.fakes.ScriptedBackend"}]):
+            post_webhook(Client(), {"email": "ada@example.com", "courseIds": [DEMO_COURSE, BRIDGE_COURSE]})
+        fakes.SCRIPT.clear()
+        exporter = with_permissions(django_user_model, "exporter", "view_enrollmentoperation",
+                                    "export_enrollmentoperation")
+        client = logged_in(exporter)
+        listing = client.get(OPERATIONS, {"outcome__exact": "failed"}).content.decode()
+        assert f"{OPERATIONS}export/?outcome__exact=failed" in listing
+        response = client.get(f"{OPERATIONS}export/", {"outcome__exact": "failed"})
+        assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+        assert "attachment" in response["Content-Disposition"]
+        rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+        assert rows[0][:5] == ["created", "delivery", "source", "email", "course_id"]
+        assert len(rows) == 2  # the filter holds: only the failed pair
+        assert rows[1][4] == BRIDGE_COURSE and rows[1][8] == "failed"
+        assert rows[1][9].startswith("'=HYPERLINK")
+        everything = list(csv.reader(io.StringIO(b"".join(client.get(f"{OPERATIONS}export/").streaming_content)
+                                                 .decode())))
+        assert len(everything) == 3
+
+    def test_export_needs_its_own_permission(self, viewer, failed_delivery):
+        client = logged_in(viewer)
+        assert client.get(f"{OPERATIONS}export/").status_code == 403
+        assert "export/" not in client.get(OPERATIONS).content.decode()
+
+
+class TestDashboard:
+    DASHBOARD = f"{CHANGELIST}dashboard/"
+
+    def test_per_day_failure_reasons_and_sources(self, viewer, failed_delivery, courses):
+        post_webhook(Client(), {"email": "ada@example.com", "courseIds": ["course-v1:edX+Nope+2020"]})
+        post_webhook(Client(), {"email": "ada@example.com", "courseIds": ["course-v1:edX+Nope+2020"]})
+        post_webhook(Client(), {"email": "ada@example.com", "courseIds": [DEMO_COURSE]}, headers={})
+        response = logged_in(viewer).get(self.DASHBOARD)
+        assert response.status_code == 200
+        today = response.context["days"][-1]
+        assert today["is_today"] and today["total"] == 4
+        assert {segment["label"]: segment["count"] for segment in today["segments"]} == {
+            "failed": 1, "invalid": 2, "rejected": 1}
+        reasons = response.context["reasons"]
+        assert reasons[0]["count"] == 2 and "does not exist" in reasons[0]["reason"]
+        assert any(row["detail"] == "LMS said no" for row in response.context["course_failures"])
+        sources = {row["slug"]: row for row in response.context["sources"]}
+        assert sources["shop"]["last_success"] is None and sources["legacy"]["configured"]
+        segment = next(s for s in today["segments"] if s["label"] == "invalid")
+        listed = logged_in(viewer).get(segment["url"])
+        assert listed.status_code == 200 and listed.context["cl"].result_count == 2
+        assert "Dashboard" in logged_in(viewer).get(CHANGELIST).content.decode()
+
+    def test_a_success_is_the_sources_last(self, viewer, courses, ada):
+        post_webhook(Client(), {"email": "ada@example.com", "courseIds": [DEMO_COURSE]})
+        sources = {row["slug"]: row for row in logged_in(viewer).get(self.DASHBOARD).context["sources"]}
+        assert sources["shop"]["last_success"] == WebhookDelivery.objects.get().received_at
+
+    def test_staff_without_the_view_permission_are_refused(self, django_user_model):
+        staff = django_user_model.objects.create_user("staff", "staff@example.com", "pw", is_staff=True)
+        assert logged_in(staff).get(self.DASHBOARD).status_code == 403

@@ -9,6 +9,8 @@ bare ``pytest`` on a machine without them skips it.
 import os
 import shutil
 import tempfile
+import time
+from pathlib import Path
 
 import pytest
 from django.test import override_settings
@@ -45,9 +47,29 @@ def browser():
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
+    driver.downloads = tempfile.mkdtemp(prefix="lms-bridge-downloads-")
+    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": driver.downloads})
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
+    shutil.rmtree(driver.downloads, ignore_errors=True)
+
+
+def screenshot(browser, name):
+    """Keep what the page looked like: test-artifacts/screenshots/ (or LMS_BRIDGE_SCREENSHOTS)."""
+    folder = Path(os.environ.get("LMS_BRIDGE_SCREENSHOTS") or Path(__file__).resolve().parents[1] / "test-artifacts"
+                  / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(folder / f"{name}.png"))
+
+
+def log_in(browser, live_server, username, password, next_url):
+    from selenium.webdriver.common.by import By  # pylint: disable=import-outside-toplevel
+
+    browser.get(f"{live_server.url}/admin/login/?next={next_url}")
+    browser.find_element(By.NAME, "username").send_keys(username)
+    browser.find_element(By.NAME, "password").send_keys(password)
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -96,8 +118,90 @@ def test_support_reprocesses_a_failed_delivery_in_the_browser(live_server, brows
         Select(browser.find_element(By.NAME, "action")).select_by_value("reprocess")
         browser.find_element(By.NAME, "index").click()
         message = wait_for("ul.messagelist").text
-        if os.environ.get("LMS_BRIDGE_SCREENSHOTS"):
-            browser.save_screenshot(os.path.join(os.environ["LMS_BRIDGE_SCREENSHOTS"], "admin-reprocess.png"))
+        screenshot(browser, "admin-reprocess")
     assert "1 delivery reprocessed successfully." in message
     assert WebhookDelivery.objects.get().status == DeliveryStatus.PROCESSED
+    assert enrollment_of(ada, BRIDGE_COURSE) == ("audit", True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_support_staff_tour_dashboard_search_reprocess_export(live_server, browser, courses, ada, django_user_model):
+    """
+    Expected behavior: staff with the view, reprocess and export permissions (not a superuser) open the
+    dashboard, follow its "failed" bar to the filtered list, search the learner's email (the invalid
+    delivery is found too), open the failed delivery (status, learner, what the sender was told),
+    reprocess it, and export the operations as CSV; staff without the permissions see none of it.
+    """
+    # pylint: disable=import-outside-toplevel
+    from django.contrib.auth.models import Permission
+    from django.test import Client
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    def wait_for(selector):
+        return WebDriverWait(browser, 20).until(
+            expected_conditions.presence_of_element_located((By.CSS_SELECTOR, selector)))
+
+    support = django_user_model.objects.create_user("helpdesk", "helpdesk@example.com", "s3cret-pass", is_staff=True)
+    support.user_permissions.set(Permission.objects.filter(content_type__app_label="lms_bridge"))
+    django_user_model.objects.create_user("intern", "intern@example.com", "s3cret-pass", is_staff=True)
+    fakes.SCRIPT.clear()
+    fakes.SCRIPT[BRIDGE_COURSE] = BackendError("Course is invitation-only")
+    with override_settings(LMS_BRIDGE_BACKENDS=[{"BACKEND": "tests.backends.fakes.ScriptedBackend"}]):
+        post_webhook(Client(), {"email": "ada@example.com", "courseIds": [DEMO_COURSE, BRIDGE_COURSE]})
+        post_webhook(Client(), {"email": "ada@example.com", "courseIds": ["not-a-course-key"]})
+        fakes.SCRIPT.clear()
+
+        log_in(browser, live_server, "helpdesk", "s3cret-pass", "/admin/lms_bridge/webhookdelivery/dashboard/")
+        wait_for("#lmsb-per-day")
+        assert "Course is invitation-only" in browser.find_element(By.ID, "lmsb-course-failures").text
+        assert "shop" in browser.find_element(By.ID, "lmsb-sources").text
+        screenshot(browser, "admin-dashboard")
+        browser.find_element(By.CSS_SELECTOR, "#lmsb-per-day a.seg[title*='failed']").click()
+        wait_for("#result_list")
+        rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
+        assert len(rows) == 1 and "Partially failed" in rows[0].text
+
+        search = browser.find_element(By.ID, "searchbar")
+        search.clear()
+        browser.get(f"{live_server.url}/admin/lms_bridge/webhookdelivery/")
+        wait_for("#searchbar").send_keys("ada@example.com")
+        browser.find_element(By.CSS_SELECTOR, "#changelist-search input[type=submit]").click()
+        wait_for("#result_list")
+        rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
+        assert sorted("Invalid" in row.text for row in rows) == [False, True]
+        screenshot(browser, "admin-search")
+
+        next(row for row in rows if "Partially failed" in row.text).find_element(By.CSS_SELECTOR, "th a").click()
+        summary = wait_for("fieldset").text
+        assert "ada@example.com" in summary and "200" in summary and "Course is invitation-only" in summary
+        assert not browser.find_elements(By.NAME, "_save") and not browser.find_elements(By.CSS_SELECTOR,
+                                                                                          ".deletelink")
+        screenshot(browser, "admin-delivery")
+
+        browser.get(f"{live_server.url}/admin/lms_bridge/webhookdelivery/?status__exact=partially_failed")
+        wait_for("#result_list tbody input.action-select").click()
+        Select(browser.find_element(By.NAME, "action")).select_by_value("reprocess")
+        browser.find_element(By.NAME, "index").click()
+        assert "1 delivery reprocessed successfully." in wait_for("ul.messagelist").text
+
+        browser.get(f"{live_server.url}/admin/lms_bridge/enrollmentoperation/?outcome__exact=enrolled")
+        wait_for("a.lmsb-export").click()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not [f for f in os.listdir(browser.downloads) if f.endswith(".csv")]:
+            time.sleep(0.1)
+        files = [f for f in os.listdir(browser.downloads) if f.endswith(".csv")]
+        assert files, "no CSV was downloaded"
+        exported = Path(browser.downloads, files[0]).read_text(encoding="utf-8").splitlines()
+        assert exported[0].startswith("created,delivery,source,email,course_id")
+        assert len(exported) == 3 and all(",enrolled," in line for line in exported[1:])
+
+        browser.delete_all_cookies()
+        log_in(browser, live_server, "intern", "s3cret-pass", "/admin/")
+        wait_for("#content")
+        assert "lms_bridge" not in browser.find_element(By.ID, "content").text.lower()
+        browser.get(f"{live_server.url}/admin/lms_bridge/webhookdelivery/dashboard/")
+        assert "403" in browser.title or "Forbidden" in browser.find_element(By.TAG_NAME, "body").text
+        screenshot(browser, "admin-no-permission")
     assert enrollment_of(ada, BRIDGE_COURSE) == ("audit", True)
