@@ -24,6 +24,17 @@ $(VENV)/.installed: $(VENV)/bin/activate requirements/quality.txt requirements/t
 
 requirements: $(VENV)/.installed ## create the virtualenv and install the test and quality requirements
 
+# make run's own, much smaller set (skipped when the full one is installed).
+$(VENV)/.sandbox: requirements/sandbox.txt setup.py
+	@if [ ! -x $(PY) ]; then echo "[1/3] Creating the virtualenv $(VENV)..."; $(PYTHON_VERSION) -m venv $(VENV); fi
+	@if [ -f $(VENV)/.installed ] && [ $(VENV)/.installed -nt requirements/sandbox.txt ]; then \
+		echo "[2/3] The test requirements are installed: they include the sandbox's."; \
+	else \
+		echo "[2/3] Installing the sandbox's $$(grep -c '==' requirements/sandbox.txt) packages (not the lint and test toolchain)..."; \
+		$(PIP) install -q --progress-bar off -r requirements/sandbox.txt && $(PIP) install -q --no-deps -e . || exit 1; \
+	fi
+	@touch $@
+
 $(VENV)/.mariadb: $(VENV)/.installed requirements/mariadb.txt
 	$(PIP) install -q -r requirements/mariadb.txt
 	touch $@
@@ -41,8 +52,9 @@ system-deps: ## install the Debian packages the tests use (headless Chromium, Ma
 			|| { echo "Could not install $(DEBIAN_TEST_PACKAGES): install them, then run make test again."; exit 1; }; \
 	fi
 
-run: requirements ## migrate the SQLite sandbox and serve the webhook on 127.0.0.1:$(PORT)
-	PORT=$(PORT) $(PY) -m sandbox.run
+run: $(VENV)/.sandbox ## migrate the SQLite sandbox and serve the webhook on 127.0.0.1:$(PORT)
+	@echo "[3/3] Migrating the SQLite sandbox and starting the server..."
+	@PORT=$(PORT) $(PY) -m sandbox.run
 
 test: system-deps requirements $(VENV)/.mariadb ## quality and migrations checks, then the suite on SQLite and on MariaDB
 	$(MAKE) --no-print-directory quality migrations-check
@@ -82,7 +94,7 @@ tox: requirements ## run tox (Django and Python versions Open edX runs; pyenv's 
 upgrade: export CUSTOM_COMPILE_COMMAND=make upgrade
 upgrade: ## recompile the requirements/*.txt files from the *.in files
 	$(PIP) install -q -r requirements/pip-tools.txt
-	cd requirements && for f in pip-tools base test quality ci dev mariadb; do \
+	cd requirements && for f in pip-tools base test sandbox quality ci dev mariadb; do \
 		../$(VENV)/bin/pip-compile --quiet --upgrade --allow-unsafe --rebuild --strip-extras \
 			--no-emit-index-url --no-emit-find-links -o $$f.txt $$f.in || exit 1; \
 		if [ $$f = test ]; then sed -i '/^[dD]jango==/d; /^djangorestframework==/d' test.txt; fi; done  # tox picks Django (and DRF)

@@ -1,8 +1,8 @@
 """
 ``make run``: migrate the SQLite sandbox, fill it, and serve the webhook.
 
-Secrets come from ``LMS_BRIDGE_DEMO_SECRET`` / ``LMS_BRIDGE_LEGACY_SECRET``
-when set, else they are generated and printed; they are passed to the server
+Secrets come from ``LMS_BRIDGE_DEMO_SECRET``, ``LMS_BRIDGE_LEGACY_SECRET`` and
+``LMS_BRIDGE_CRM_SECRET`` when set, else they are generated and printed; they are passed to the server
 through its environment, so the signing commands below work as printed.
 """
 import os
@@ -23,6 +23,8 @@ def main():
         os.environ["LMS_BRIDGE_DEMO_SECRET"] = StandardWebhooksScheme.generate_secret()
     if not os.environ.get("LMS_BRIDGE_LEGACY_SECRET"):
         os.environ["LMS_BRIDGE_LEGACY_SECRET"] = secrets.token_urlsafe(24)
+    if not os.environ.get("LMS_BRIDGE_CRM_SECRET"):
+        os.environ["LMS_BRIDGE_CRM_SECRET"] = secrets.token_urlsafe(24)
 
     import django  # pylint: disable=import-outside-toplevel
     from django.core.management import call_command  # pylint: disable=import-outside-toplevel
@@ -31,20 +33,26 @@ def main():
     call_command("migrate", verbosity=0)
     call_command("sandbox_setup")
     url = f"http://127.0.0.1:{port}/api/lms-bridge/v1/webhooks"
-    python = sys.executable
-    print(f"""
-Webhook sources:
-  demo   (standard-webhooks)  {url}/demo/    LMS_BRIDGE_DEMO_SECRET={os.environ['LMS_BRIDGE_DEMO_SECRET']}
-  legacy (lernito)            {url}/legacy/  LMS_BRIDGE_LEGACY_SECRET={os.environ['LMS_BRIDGE_LEGACY_SECRET']}
-Admin: http://127.0.0.1:{port}/admin/
-
-Try it (in another shell, with the secret exported as above):
-  {python} manage.py lms_bridge_send {url}/demo/ --source demo \\
-      --email ada@example.com --course course-v1:edX+DemoX+Demo_Course --mode verified
-""", flush=True)
+    # Relative to the project, as the user runs it: no virtualenv to activate.
+    python = os.path.relpath(sys.executable, ROOT) if Path(sys.executable).is_relative_to(ROOT) else sys.executable
+    course = "course-v1:edX+DemoX+Demo_Course"
+    lines = ["", "Webhook sources (secrets for this run; set them in the environment to keep them):"]
+    tries = []
+    for slug, scheme, variable in (("demo", "standard-webhooks", "LMS_BRIDGE_DEMO_SECRET"),
+                                   ("legacy", "lernito", "LMS_BRIDGE_LEGACY_SECRET"),
+                                   ("crm", "hmac-sha256", "LMS_BRIDGE_CRM_SECRET")):
+        lines.append(f"  {slug:<7}{scheme:<19}{url}/{slug}/   {variable}={os.environ[variable]}")
+        tries.append(f"  {variable}='{os.environ[variable]}' {python} manage.py lms_bridge_send {url}/{slug}/ "
+                     f"--source {slug} --email ada@example.com --course {course}"
+                     + (" --mode verified" if slug == "demo" else ""))
+    lines += [f"Admin: http://127.0.0.1:{port}/admin/ (the login is printed above)", "",
+              "Try it, from this directory in another shell (each command signs with its source's scheme):", *tries, ""]
+    print("\n".join(lines), flush=True)
     os.chdir(ROOT)
-    os.execv(python,  # noqa: S606 (a fixed argument list, no shell)
-             [python, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"])
+    os.execv(sys.executable,  # noqa: S606 (a fixed argument list, no shell)
+             [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload",
+              # The admin's CSS and scripts, served by runserver although DEBUG is off.
+              "--insecure"])
 
 
 if __name__ == "__main__":
