@@ -132,6 +132,7 @@ def test_manage_py_check_passes_on_a_good_configuration(tmp_path):
     result = manage_py_check(tmp_path, "from sandbox.settings import *  # noqa\n", env={
         "LMS_BRIDGE_DEMO_SECRET": StandardWebhooksScheme.generate_secret(),
         "LMS_BRIDGE_LEGACY_SECRET": "x" * 32,
+        "LMS_BRIDGE_CRM_SECRET": "y" * 32,
     })
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout

@@ -16,7 +16,8 @@ from .signing import TEST_LEGACY_SECRET, TEST_SECRET, sign_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PATH = "/api/lms-bridge/v1/webhooks/{source}/"
-SANDBOX_SECRETS = {"LMS_BRIDGE_DEMO_SECRET": TEST_SECRET, "LMS_BRIDGE_LEGACY_SECRET": TEST_LEGACY_SECRET}
+SANDBOX_SECRETS = {"LMS_BRIDGE_DEMO_SECRET": TEST_SECRET, "LMS_BRIDGE_LEGACY_SECRET": TEST_LEGACY_SECRET,
+                   "LMS_BRIDGE_CRM_SECRET": TEST_LEGACY_SECRET}
 
 
 def test_published_description_is_current(tmp_path):
@@ -27,7 +28,7 @@ def test_published_description_is_current(tmp_path):
                     str(generated)], cwd=ROOT, check=True, env={"DJANGO_SETTINGS_MODULE": "sandbox.settings",
                                                                 "PATH": "/usr/bin:/bin", **SANDBOX_SECRETS})
     assert yaml.safe_load(generated.read_text()) == yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text()), (
-        "regenerate it: LMS_BRIDGE_DEMO_SECRET=... LMS_BRIDGE_LEGACY_SECRET=... "
+        "regenerate it: LMS_BRIDGE_DEMO_SECRET=... LMS_BRIDGE_LEGACY_SECRET=... LMS_BRIDGE_CRM_SECRET=... "
         "python manage.py spectacular --file docs/openapi.yaml")
 
 
