@@ -81,7 +81,7 @@ def test_the_admin_has_its_css_and_every_printed_command_works(sandbox):
     printed = [line.strip() for line in log.read_text().splitlines() if line.strip().startswith("LMS_BRIDGE_")]
     assert len(printed) == 3, log.read_text()
     for line in printed:
-        done = subprocess.run(["bash", "-c", line], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        done = subprocess.run(["/bin/bash", "-c", line], cwd=ROOT, capture_output=True, text=True, timeout=120,
                               check=False, env={k: v for k, v in os.environ.items()
                                                 if not k.startswith("LMS_BRIDGE_") and k != "DJANGO_SETTINGS_MODULE"})
         assert done.returncode == 0, (line, done.stdout, done.stderr)
