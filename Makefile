@@ -35,6 +35,14 @@ $(VENV)/.sandbox: requirements/sandbox.txt setup.py
 	fi
 	@touch $@
 
+# The real tutor CLI and the plugin, in a virtualenv of their own (tutor pins click below what the linters use).
+TUTOR_VENV ?= .venv-tutor
+$(TUTOR_VENV)/.installed: requirements/tutor.txt tutor-lms-bridge/pyproject.toml
+	$(PYTHON_VERSION) -m venv $(TUTOR_VENV)
+	$(TUTOR_VENV)/bin/pip install -q -r requirements/tutor.txt
+	$(TUTOR_VENV)/bin/pip install -q -e ./tutor-lms-bridge
+	touch $@
+
 $(VENV)/.mariadb: $(VENV)/.installed requirements/mariadb.txt
 	$(PIP) install -q -r requirements/mariadb.txt
 	touch $@
@@ -56,14 +64,14 @@ run: $(VENV)/.sandbox ## migrate the SQLite sandbox and serve the webhook on 127
 	@echo "[3/3] Migrating the SQLite sandbox and starting the server..."
 	@PORT=$(PORT) $(PY) -m sandbox.run
 
-test: system-deps requirements $(VENV)/.mariadb ## quality and migrations checks, then the suite on SQLite and on MariaDB
+test: system-deps requirements $(VENV)/.mariadb $(TUTOR_VENV)/.installed ## quality and migrations checks, then the suite on SQLite and on MariaDB
 	$(MAKE) --no-print-directory quality migrations-check
 	@echo "== The test suite on a throwaway MariaDB server (MySQL-compatible, as Open edX runs) =="
-	LMS_BRIDGE_BROWSER_TESTS=required $(PY) -m tests.tools.mariadb -- $(PY) -m pytest
+	LMS_BRIDGE_BROWSER_TESTS=required LMS_BRIDGE_TUTOR=$(TUTOR_VENV)/bin/tutor $(PY) -m tests.tools.mariadb -- $(PY) -m pytest
 	@echo "== What depends on the charset, on utf8mb3_general_ci tables (installs older than Tutor's utf8mb4) =="
 	LMS_BRIDGE_TEST_MYSQL_CHARSET=utf8mb3 $(PY) -m tests.tools.mariadb -- $(PY) -m pytest --no-cov $(CHARSET_TESTS)
 	@echo "== The test suite on SQLite =="
-	LMS_BRIDGE_BROWSER_TESTS=required $(PY) -m pytest
+	LMS_BRIDGE_BROWSER_TESTS=required LMS_BRIDGE_TUTOR=$(TUTOR_VENV)/bin/tutor $(PY) -m pytest
 
 test-mariadb: system-deps requirements $(VENV)/.mariadb ## only the suite on a throwaway MariaDB server
 	$(PY) -m tests.tools.mariadb -- $(PY) -m pytest $(PYTEST_ARGS)
@@ -79,7 +87,7 @@ migrations-check: requirements ## fail if a model change has no migration
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) -m django makemigrations --check --dry-run --skip-checks lms_bridge
 
 quality: requirements ## ruff, edx-lint's pylint and the PII annotations check
-	$(VENV)/bin/ruff check lms_bridge tests sandbox setup.py manage.py
+	$(VENV)/bin/ruff check lms_bridge tests sandbox setup.py manage.py tutor-lms-bridge
 	PYTHONPATH=. $(VENV)/bin/pylint lms_bridge
 	$(MAKE) --no-print-directory pii_check
 
@@ -94,10 +102,10 @@ tox: requirements ## run tox (Django and Python versions Open edX runs; pyenv's 
 upgrade: export CUSTOM_COMPILE_COMMAND=make upgrade
 upgrade: ## recompile the requirements/*.txt files from the *.in files
 	$(PIP) install -q -r requirements/pip-tools.txt
-	cd requirements && for f in pip-tools base test sandbox quality ci dev mariadb; do \
+	cd requirements && for f in pip-tools base test sandbox quality ci dev mariadb tutor; do \
 		../$(VENV)/bin/pip-compile --quiet --upgrade --allow-unsafe --rebuild --strip-extras \
 			--no-emit-index-url --no-emit-find-links -o $$f.txt $$f.in || exit 1; \
 		if [ $$f = test ]; then sed -i '/^[dD]jango==/d; /^djangorestframework==/d' test.txt; fi; done  # tox picks Django (and DRF)
 
 clean: ## remove the virtualenv, the sandbox database and caches
-	rm -rf $(VENV) sandbox.sqlite3 .pytest_cache .coverage htmlcov .tox *.egg-info
+	rm -rf $(VENV) $(TUTOR_VENV) sandbox.sqlite3 .pytest_cache .coverage htmlcov .tox *.egg-info
