@@ -56,7 +56,7 @@ setup(
     long_description=README + "\n\n" + CHANGELOG,
     long_description_content_type="text/x-rst",
     author="The lms_bridge team",
-    license="AGPL 3.0",
+    license="AGPL-3.0-or-later",  # SPDX
     packages=find_packages(include=["lms_bridge", "lms_bridge.*"]),
     include_package_data=True,
     install_requires=load_requirements("requirements/base.in"),
