@@ -40,7 +40,10 @@ def load_requirements(*requirements_paths):
                 if not line or line.startswith(("-c", "-r")):
                     continue
                 name = re.match(r"[A-Za-z0-9_.\-]+", line).group(0)
-                requirements.append(line + constraints.get(name.lower(), ""))
+                constraint = constraints.get(name.lower(), "")
+                if constraint and line != name:  # both bound it: one specifier set
+                    constraint = "," + constraint.lstrip(",")
+                requirements.append(line + constraint)
     return requirements
 
 
