@@ -48,12 +48,14 @@ $(VENV)/.mariadb: $(VENV)/.installed requirements/mariadb.txt
 	touch $@
 
 APT_INSTALL := env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
-DEBIAN_TEST_PACKAGES := chromium chromium-driver mariadb-server libmariadb-dev pkg-config redis-server
-system-deps: ## install the Debian packages the tests use (headless Chromium, MariaDB, the MySQL client headers, Redis)
+DEBIAN_TEST_PACKAGES := chromium chromium-driver mariadb-server libmariadb-dev pkg-config redis-server php-cli nodejs curl openssl
+system-deps: ## install the Debian packages the tests use (headless Chromium, MariaDB, the MySQL client headers, Redis, PHP and Node.js for the sender samples)
 	@PATH="$$PATH:/usr/sbin"; \
 	if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
 		|| ! command -v mariadbd >/dev/null || ! command -v mariadb-install-db >/dev/null \
-		|| ! pkg-config --exists libmariadb 2>/dev/null || ! command -v redis-server >/dev/null; then \
+		|| ! pkg-config --exists libmariadb 2>/dev/null || ! command -v redis-server >/dev/null \
+		|| ! command -v php >/dev/null || ! command -v node >/dev/null || ! command -v curl >/dev/null \
+		|| ! command -v openssl >/dev/null; then \
 		echo "Installing $(DEBIAN_TEST_PACKAGES) (Debian packages)..."; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
 		$$SUDO apt-get update -qq && $$SUDO $(APT_INSTALL) $(DEBIAN_TEST_PACKAGES) >/dev/null \
@@ -67,11 +69,11 @@ run: $(VENV)/.sandbox ## migrate the SQLite sandbox and serve the webhook on 127
 test: system-deps requirements $(VENV)/.mariadb $(TUTOR_VENV)/.installed ## quality and migrations checks, then the suite on SQLite and on MariaDB
 	$(MAKE) --no-print-directory quality migrations-check
 	@echo "== The test suite on a throwaway MariaDB server (MySQL-compatible, as Open edX runs) =="
-	LMS_BRIDGE_BROWSER_TESTS=required LMS_BRIDGE_TUTOR=$(TUTOR_VENV)/bin/tutor $(PY) -m tests.tools.mariadb -- $(PY) -m pytest
+	LMS_BRIDGE_BROWSER_TESTS=required LMS_BRIDGE_SAMPLE_TESTS=required LMS_BRIDGE_TUTOR=$(TUTOR_VENV)/bin/tutor $(PY) -m tests.tools.mariadb -- $(PY) -m pytest
 	@echo "== What depends on the charset, on utf8mb3_general_ci tables (installs older than Tutor's utf8mb4) =="
 	LMS_BRIDGE_TEST_MYSQL_CHARSET=utf8mb3 $(PY) -m tests.tools.mariadb -- $(PY) -m pytest --no-cov $(CHARSET_TESTS)
 	@echo "== The test suite on SQLite =="
-	LMS_BRIDGE_BROWSER_TESTS=required LMS_BRIDGE_TUTOR=$(TUTOR_VENV)/bin/tutor $(PY) -m pytest
+	LMS_BRIDGE_BROWSER_TESTS=required LMS_BRIDGE_SAMPLE_TESTS=required LMS_BRIDGE_TUTOR=$(TUTOR_VENV)/bin/tutor $(PY) -m pytest
 
 test-mariadb: system-deps requirements $(VENV)/.mariadb ## only the suite on a throwaway MariaDB server
 	$(PY) -m tests.tools.mariadb -- $(PY) -m pytest $(PYTEST_ARGS)
