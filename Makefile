@@ -1,4 +1,4 @@
-.PHONY: help run test test-mariadb bench quality pii_check migrations-check upgrade requirements system-deps clean tox
+.PHONY: docs help run test test-mariadb bench quality pii_check migrations-check upgrade requirements system-deps clean tox
 
 .DEFAULT_GOAL := help
 
@@ -67,7 +67,7 @@ run: $(VENV)/.sandbox ## migrate the SQLite sandbox and serve the webhook on 127
 	@PORT=$(PORT) $(PY) -m sandbox.run
 
 test: system-deps requirements $(VENV)/.mariadb $(TUTOR_VENV)/.installed ## quality and migrations checks, then the suite on SQLite and on MariaDB
-	$(MAKE) --no-print-directory quality migrations-check
+	$(MAKE) --no-print-directory quality migrations-check docs
 	@echo "== The test suite on a throwaway MariaDB server (MySQL-compatible, as Open edX runs) =="
 	LMS_BRIDGE_BROWSER_TESTS=required LMS_BRIDGE_SAMPLE_TESTS=required LMS_BRIDGE_TUTOR=$(TUTOR_VENV)/bin/tutor $(PY) -m tests.tools.mariadb -- $(PY) -m pytest
 	@echo "== What depends on the charset, on utf8mb3_general_ci tables (installs older than Tutor's utf8mb4) =="
@@ -84,6 +84,19 @@ bench: system-deps requirements $(VENV)/.mariadb ## the benchmark: rates, latenc
 	LMS_BRIDGE_BENCH_JSON=.bench.jsonl PYTHONPATH=. $(PY) -m tests.tools.mariadb -- $(PY) -m tests.tools.bench queries server async
 	@echo "== Compared across runs (also in docs/performance.rst) =="
 	@LMS_BRIDGE_BENCH_JSON=.bench.jsonl PYTHONPATH=. $(PY) -m tests.tools.bench report
+
+$(VENV)/.docs: $(VENV)/.installed requirements/docs.txt
+	$(PIP) install -q -r requirements/docs.txt
+	touch $@
+
+docs: $(VENV)/.docs ## the documentation site (warnings are errors), doc8, and twine check of both distributions
+	rm -rf docs/_build .dist
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	$(VENV)/bin/doc8 docs README.rst CHANGELOG.rst tutor-lms-bridge/README.rst
+	$(PY) -m build -q --sdist --wheel --outdir .dist . >/dev/null
+	$(PY) -m build -q --sdist --wheel --outdir .dist tutor-lms-bridge >/dev/null
+	$(VENV)/bin/twine check --strict .dist/*
+	@echo "The site: docs/_build/html/index.html"
 
 migrations-check: requirements ## fail if a model change has no migration
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) -m django makemigrations --check --dry-run --skip-checks lms_bridge
@@ -110,4 +123,4 @@ upgrade: ## recompile the requirements/*.txt files from the *.in files
 		if [ $$f = test ]; then sed -i '/^[dD]jango==/d; /^djangorestframework==/d' test.txt; fi; done  # tox picks Django (and DRF)
 
 clean: ## remove the virtualenv, the sandbox database and caches
-	rm -rf $(VENV) $(TUTOR_VENV) sandbox.sqlite3 .pytest_cache .coverage htmlcov .tox *.egg-info
+	rm -rf $(VENV) $(TUTOR_VENV) docs/_build .dist sandbox.sqlite3 .pytest_cache .coverage htmlcov .tox *.egg-info

@@ -408,7 +408,7 @@ def report_lines(json_path):
             lines.update(run["lines"])
     table = ["   * - part", "     - measure", "     - value", "     - target"]
     for section, name, value, target in rows:
-        table += [f"   * - {section}", f"     - {name}", f"     - {value}", f"     - {target}"]
+        table += [f"   * - {section}", f"     - {name}", f"     - {value}", f"     - {target}".rstrip()]
     docs = ROOT / "docs" / "performance.rst"
     generated = GENERATED.format(machine=f"{platform.machine()}, {os.cpu_count()} cores, Python "
                                          f"{platform.python_version()}", table="\n".join(table),
