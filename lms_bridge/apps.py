@@ -2,6 +2,10 @@
 Django application configuration, and its wiring into Open edX as a plugin.
 """
 from django.apps import AppConfig
+from edx_django_utils.plugins.constants import PluginSettings, PluginSignals, PluginURLs
+
+# The platform's project type for the LMS (openedx.core.djangoapps.plugins.constants.ProjectType.LMS).
+LMS = "lms.djangoapp"
 
 
 class LmsBridgeConfig(AppConfig):
@@ -18,30 +22,30 @@ class LmsBridgeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     plugin_app = {
-        "url_config": {
-            "lms.djangoapp": {
-                "namespace": "lms_bridge",
-                "regex": r"^api/lms-bridge/",
-                "relative_path": "urls",
+        PluginURLs.CONFIG: {
+            LMS: {
+                PluginURLs.NAMESPACE: "lms_bridge",
+                PluginURLs.REGEX: r"^api/lms-bridge/",
+                PluginURLs.RELATIVE_PATH: "urls",
             },
         },
         # The platform's retirement signal for plugins: a retired learner is scrubbed from the audit trail.
-        "signals_config": {
-            "lms.djangoapp": {
-                "relative_path": "retirement",
-                "receivers": [{
-                    "receiver_func_name": "retire_learner",
-                    "signal_path": "openedx.core.djangoapps.user_api.accounts.signals.USER_RETIRE_LMS_MISC",
-                    "dispatch_uid": "lms_bridge.retirement.retire_learner",
+        PluginSignals.CONFIG: {
+            LMS: {
+                PluginSignals.RELATIVE_PATH: "retirement",
+                PluginSignals.RECEIVERS: [{
+                    PluginSignals.RECEIVER_FUNC_NAME: "retire_learner",
+                    PluginSignals.SIGNAL_PATH: "openedx.core.djangoapps.user_api.accounts.signals.USER_RETIRE_LMS_MISC",
+                    PluginSignals.DISPATCH_UID: "lms_bridge.retirement.retire_learner",
                 }],
             },
         },
-        "settings_config": {
-            "lms.djangoapp": {
-                "common": {"relative_path": "settings.common"},
-                "test": {"relative_path": "settings.common"},
-                "devstack": {"relative_path": "settings.common"},
-                "production": {"relative_path": "settings.production"},
+        PluginSettings.CONFIG: {
+            LMS: {
+                "common": {PluginSettings.RELATIVE_PATH: "settings.common"},
+                "test": {PluginSettings.RELATIVE_PATH: "settings.common"},
+                "devstack": {PluginSettings.RELATIVE_PATH: "settings.common"},
+                "production": {PluginSettings.RELATIVE_PATH: "settings.production"},
             },
         },
     }

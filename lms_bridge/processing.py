@@ -62,6 +62,7 @@ from .models import (
     WebhookDelivery,
     learner_key_for,
 )
+from .monitoring import record_delivery
 from .registry import RegistryError, get_all_backends, select_backend
 from .results import ACCEPTED, IN_PROGRESS, REPLAY, UNAVAILABLE, DeliveryResult, PairResult
 
@@ -793,4 +794,5 @@ def _store(delivery, result, status, only_if_processing=False):
         signals.send_delivery_processed(delivery, result)
         log.info("lms_bridge delivery %s from source %s: %s (attempt %s)", delivery.uuid, delivery.source,
                  status, delivery.attempts)
+        record_delivery(delivery.source, status, pairs=delivery.pairs_total)
     return result

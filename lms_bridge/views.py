@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from .conf import get_setting, get_source
 from .deliveries import record_rejected, record_verified
 from .models import DeliveryStatus
+from .monitoring import record_delivery
 from .processing import dispatch
 from .responses import make_reply, reply_for
 from .results import ACCEPTED
@@ -104,6 +105,7 @@ class WebhookView(APIView):
             reply = make_reply(503, False, "Temporarily unavailable; retry later")
             reply.headers["Retry-After"] = str(max(get_setting("LMS_BRIDGE_RETRY_AFTER_SECONDS"),
                                                    get_setting("LMS_BRIDGE_PROCESSING_TIMEOUT_SECONDS")))
+        record_delivery(config.slug, response_status=reply.status)
         return Response(reply.body, status=reply.status, headers=reply.headers)
 
     def _handle(self, request, config):
@@ -173,6 +175,7 @@ class WebhookView(APIView):
             return reply
         result = dispatch(delivery, fresh=created)
         if result.kind == ACCEPTED:
+            record_delivery(config.slug, DeliveryStatus.RECEIVED, pairs=result.pairs_total)
             from .tasks import enqueue_delivery  # pylint: disable=import-outside-toplevel
 
             transaction.on_commit(lambda: enqueue_delivery(delivery.pk))
@@ -209,5 +212,6 @@ class WebhookView(APIView):
         if wait:
             return self._too_many_refused(wait)
         delivery = record_rejected(config.slug, body, remote_addr, claimed_id, reason, reply)
+        record_delivery(config.slug, DeliveryStatus.REJECTED)
         log.info("lms_bridge rejected delivery %s from source %s: %s", delivery.uuid, config.slug, reason)
         return reply

@@ -70,3 +70,6 @@ if os.environ.get("LMS_BRIDGE_TEST_MYSQL_PORT"):
         # An install from before Tutor's move to utf8mb4: the database (so every
         # table lms_bridge creates) is utf8mb3, while the connection is utf8mb4.
         DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb3", "COLLATION": "utf8mb3_general_ci"}  # noqa: F405
+
+# Monitoring custom attributes go to a recording backend (tests/telemetry.py), as to an APM in production.
+OPENEDX_TELEMETRY = ["tests.telemetry.RecordingBackend"]

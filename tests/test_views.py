@@ -443,3 +443,22 @@ def test_an_account_without_a_profile_is_a_clear_failure(client, courses, ada):
     result = response.json()["results"][0]
     assert result["outcome"] == "failed" and "has no profile" in result["detail"]
     assert enrollment_of(ada, DEMO_COURSE) == (None, None)
+
+
+class TestMonitoring:
+    """Each delivery's source and status reach the APM as custom attributes (edx-django-utils), never PII."""
+
+    def test_processed_rejected_and_queued_deliveries_are_tagged(self, client, courses, ada):
+        from .telemetry import RECORDED  # pylint: disable=import-outside-toplevel
+
+        RECORDED.clear()
+        post_webhook(client, {"email": "ada@example.com", "courseIds": [DEMO_COURSE]})
+        assert ("lms_bridge.source", "shop") in RECORDED
+        assert ("lms_bridge.status", "processed") in RECORDED and ("lms_bridge.response_status", 200) in RECORDED
+        RECORDED.clear()
+        post_webhook(client, {"email": "ada@example.com", "courseIds": [DEMO_COURSE]}, headers={})
+        assert ("lms_bridge.status", "rejected") in RECORDED and ("lms_bridge.response_status", 401) in RECORDED
+        RECORDED.clear()
+        post_webhook(client, {"email": "ada@example.com", "courseIds": [DEMO_COURSE]}, source="shop-async")
+        assert ("lms_bridge.status", "received") in RECORDED and ("lms_bridge.response_status", 202) in RECORDED
+        assert not [value for _, value in RECORDED if "@" in str(value)]
