@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import jwt
+
 CLIENT_ID = "lms-bridge-client"
 CLIENT_SECRET = "lms-bridge-client-secret-0123"
 
@@ -162,7 +164,11 @@ class FakeOpenEdx:
                     return self.reply(401, {"error": "invalid_client"})
                 with fake.lock:
                     fake.token_requests += 1
-                    token = secrets.token_urlsafe(16)
+                    # A JWT as the LMS issues them (there RS512 with the site's key; the client never checks it).
+                    token = jwt.encode({"administrator": fake.staff, "preferred_username": "lms_bridge",
+                                        "exp": int(time.time()) + fake.token_lifetime, "iat": int(time.time()),
+                                        "scopes": ["read", "write"], "jti": secrets.token_hex(8)},
+                                       "fake-openedx-signing-key-of-32-bytes!", algorithm="HS256")
                     fake.tokens[token] = time.monotonic() + fake.token_lifetime
                 return self.reply(200, {"access_token": token, "expires_in": fake.token_lifetime, "token_type": "JWT",
                                         "scope": "read write"})

@@ -4,12 +4,14 @@ LMS on 127.0.0.1), every other course to the in-process backend; and the
 backend check command.
 """
 import io
+import re
 import time
 
 import pytest
 from common.djangoapps.student.models import CourseEnrollment
 from django.core.management import CommandError, call_command
 from django.test import override_settings
+from opaque_keys.edx.keys import CourseKey
 
 from .conftest import DEMO_COURSE, ORG_A_COURSE, enrollment_of
 from .fake_openedx import CLIENT_ID, CLIENT_SECRET, FakeOpenEdx
@@ -74,8 +76,10 @@ def test_check_command(site_a):
     call_command("lms_bridge_check_backends", stdout=out)
     lines = out.getvalue().splitlines()
     assert lines[0].split() == ["backend", "base", "URL", "selector", "status"]
-    assert len(lines) == 3 and all(line.endswith("OK") for line in lines[1:])
+    assert len(lines) == 3 and lines[2].endswith("OK")
     assert site_a.url in lines[1]
+    # The token's claims (PyJWT): who the service user is, that it is staff, how long the token lasts.
+    assert re.search(r"OK \(lms_bridge, global staff, token valid 3[0-9]{3} s\)$", lines[1]), lines[1]
 
 
 def test_check_command_reports_failures(site_a):
@@ -84,7 +88,33 @@ def test_check_command_reports_failures(site_a):
     out = io.StringIO()
     with pytest.raises(CommandError, match="1 of 2 backend"):
         call_command("lms_bridge_check_backends", stdout=out)
-    assert "global staff" in out.getvalue()
+    assert "lms_bridge, who is not global staff (JWT claim administrator: false)" in out.getvalue()
+    assert "manage_user lms_bridge" in out.getvalue()
+
+
+def test_worker_processes_share_one_token_through_the_cache(courses, site_a):
+    """
+    Expected behavior: a second backend built from the same settings (another worker process
+    of the LMS, sharing its Django cache) uses the token the first fetched; a refused token is
+    dropped from the cache for everyone.
+    """
+    from django.core.cache import cache  # pylint: disable=import-outside-toplevel
+
+    from lms_bridge.backends.openedx_api import OpenEdxApiBackend  # pylint: disable=import-outside-toplevel
+    from lms_bridge.registry import get_all_backends  # pylint: disable=import-outside-toplevel
+
+    cache.clear()
+    config = next(b for b in get_all_backends() if isinstance(b, OpenEdxApiBackend)).configuration
+    first, second = OpenEdxApiBackend(config), OpenEdxApiBackend(config)
+    first.course_exists(CourseKey.from_string(ORG_A_COURSE))
+    second.course_exists(CourseKey.from_string(ORG_A_COURSE))
+    assert site_a.token_requests == 1 and second.token_requests == 0
+    assert not [key for key in cache._cache if CLIENT_SECRET in str(key)]  # pylint: disable=protected-access
+    site_a.revoke_tokens()
+    second.course_exists(CourseKey.from_string("course-v1:OrgA+Other+2026"))  # 401 -> refresh
+    third = OpenEdxApiBackend(config)
+    third.course_exists(CourseKey.from_string(ORG_A_COURSE))
+    assert site_a.token_requests == 2 and third.token_requests == 0
 
 
 def test_one_token_for_100_deliveries(client, courses, site_a):

@@ -317,7 +317,10 @@ class EnrollmentBackend:
     def check(self):
         """
         Prove the backend works: authenticate and make one cheap read (the
-        operators' smoke test after a deploy). Returns nothing.
+        operators' smoke test after a deploy).
+
+        Returns:
+            str | None: what the operator should know (shown beside "OK").
 
         Raises:
             BackendError: what is wrong.

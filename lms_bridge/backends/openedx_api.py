@@ -20,6 +20,7 @@ not the backend's: it arrives in the operation context.
 What the sender is told never names the site's base URL (it may be an
 internal address); the audit row's ``error`` keeps the full story.
 """
+import hashlib
 import logging
 import random
 import threading
@@ -27,7 +28,9 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+import jwt
 import requests
+from django.core.cache import cache
 from edx_rest_api_client.client import get_oauth_access_token
 
 from lms_bridge.models import Outcome
@@ -70,6 +73,18 @@ def _timestamp(value):
         return None
 
 
+def token_claims(token):
+    """
+    The claims of the LMS's JWT, read without verifying its signature (the LMS that
+    issued it is the one that checks it): for diagnostics only, never for a decision
+    the LMS makes itself. ``{}`` when the token is not a JWT.
+    """
+    try:
+        return jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return {}
+
+
 class OpenEdxApiBackend(EnrollmentBackend):
     """Enrolls learners in a remote Open edX LMS through its REST API."""
 
@@ -108,9 +123,44 @@ class OpenEdxApiBackend(EnrollmentBackend):
 
     # Authentication
 
+    @property
+    def _token_cache_key(self):
+        """The shared cache's key of this site's token: by base URL and client id (hashed), never the secret."""
+        client = f"{self.base_url}|{self.configuration.options.get('CLIENT_ID')}"
+        return "lms_bridge:remote-token:" + hashlib.sha256(client.encode()).hexdigest()
+
+    def _shared_token(self):
+        """(token, seconds it stays usable) from the cache every worker process shares, or None."""
+        try:
+            entry = cache.get(self._token_cache_key)
+        except Exception:  # pylint: disable=broad-except
+            return None  # a cache that is down costs a token request, nothing else
+        if not entry or entry[1] - time.time() <= 0:
+            return None
+        return entry[0], entry[1] - time.time()
+
+    def _share_token(self, token, usable_seconds, forget=False):
+        """Put the token in the shared cache for its usable life (or drop it: ``forget``)."""
+        try:
+            if forget:
+                cache.delete(self._token_cache_key)
+            elif usable_seconds > 0:
+                cache.set(self._token_cache_key, (token, time.time() + usable_seconds), timeout=int(usable_seconds))
+        except Exception:  # pylint: disable=broad-except
+            log.debug("lms_bridge: the shared cache did not take the remote token")
+
     def _access_token(self, refresh=False):
-        """A JWT for the service user, fetched once and shared until shortly before it expires."""
+        """
+        A JWT for the service user, fetched once and shared (in this process, and through
+        Django's cache with the other worker processes) until shortly before it expires.
+        """
         with self._lock:
+            if refresh:
+                self._share_token(None, 0, forget=True)  # refused: nobody should use it again
+            elif self._token is None or time.monotonic() >= self._token_valid_until:
+                shared = self._shared_token()
+                if shared:
+                    self._token, self._token_valid_until = shared[0], time.monotonic() + shared[1]
             if refresh or self._token is None or time.monotonic() >= self._token_valid_until:
                 try:
                     token, expires_at = get_oauth_access_token(
@@ -138,6 +188,7 @@ class OpenEdxApiBackend(EnrollmentBackend):
                 self._token = token
                 self._token_valid_until = time.monotonic() + max(0.0, lifetime - TOKEN_MARGIN_SECONDS)
                 self.token_requests += 1
+                self._share_token(token, lifetime - TOKEN_MARGIN_SECONDS)
             return self._token
 
     # HTTP with retries
@@ -495,9 +546,24 @@ class OpenEdxApiBackend(EnrollmentBackend):
         return EnrollmentResult(Outcome.NOT_ENROLLED)
 
     def check(self):
-        """Authenticate and make one cheap read; raise what goes wrong (for the check command)."""
-        self._access_token(refresh=True)
+        """
+        Authenticate, read the token's claims, and make one cheap read; raise what goes
+        wrong (for the check command), or return what the operator should know.
+        """
+        claims = token_claims(self._access_token(refresh=True))
+        user = claims.get("preferred_username") or "the service user"
+        if claims.get("administrator") is False:
+            raise BackendConfigurationError(
+                f"{self.base_url} issued a token for {user}, who is not global staff (JWT claim administrator: "
+                "false): the LMS refuses its account lookups (403) and other learners' enrollments (404). Make "
+                f"{user} staff on that site (./manage.py lms manage_user {user} <email> --staff), then check again",
+            )
         response = self._call("GET", "/api/user/v1/accounts", "account lookup",
                               params={"email": "lms-bridge-check@invalid.invalid"})
         if response.status_code not in (200, 404):
             raise self._error("account lookup", response)
+        if not claims:
+            return "token is not a JWT: the enrollment allowance API will refuse it"
+        remaining = int(claims["exp"] - time.time()) if isinstance(claims.get("exp"), (int, float)) else None
+        staff = "global staff" if claims.get("administrator") else "staff status not in the token"
+        return f"{user}, {staff}" + (f", token valid {remaining} s" if remaining is not None else "")

@@ -25,8 +25,8 @@ class Command(BaseCommand):
         rows, failures = [], 0
         for backend in backends:
             try:
-                backend.check()
-                status = "OK"
+                detail = backend.check()
+                status = f"OK ({detail})" if detail else "OK"
             except BackendError as exc:
                 status, failures = f"FAILED: {exc}", failures + 1
             except Exception as exc:  # pylint: disable=broad-except
