@@ -5,6 +5,7 @@ Declared here, as a view extension, so that lms_bridge itself does not depend
 on drf-spectacular. The sandbox serves it at ``/api/schema/``;
 ``docs/openapi.yaml`` is generated from it (a test keeps the two equal).
 """
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiViewExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -31,8 +32,22 @@ HEADERS = [
                      description="Standard Webhooks: Unix seconds, within the source's tolerance."),
     OpenApiParameter("webhook-signature", str, OpenApiParameter.HEADER,
                      description='Standard Webhooks: "v1,<base64 HMAC-SHA256 of {id}.{timestamp}.{body}>".'),
+    OpenApiParameter("X-Hub-Signature-256", str, OpenApiParameter.HEADER,
+                     description="hmac-sha256 scheme: the header the source's OPTIONS['HEADER'] names "
+                                 "(default X-Signature-SHA256), with its PREFIX (such as 'sha256=') and the "
+                                 "HMAC-SHA256 of the raw body, hex (or base64: OPTIONS['ENCODING'])."),
+    OpenApiParameter("X-Lernito-Signature", str, OpenApiParameter.HEADER,
+                     description="lernito scheme: hex HMAC-SHA256 of the raw body (or of lernito-openedx's "
+                                 "sorted JSON)."),
     OpenApiParameter("source", str, OpenApiParameter.PATH, description="A slug of LMS_BRIDGE_SOURCES."),
+    OpenApiParameter("Retry-After", int, OpenApiParameter.HEADER, response=[429, 503],
+                     description="Seconds to wait before retrying (the same delivery id, the same body)."),
+    OpenApiParameter("Idempotent-Replayed", str, OpenApiParameter.HEADER, response=[200, 400, 503],
+                     description="'true' when this answer is the stored answer of an earlier copy of this "
+                                 "delivery (the same id and body): nothing was done again."),
 ]
+# Each source uses one scheme: the security requirement is any one of them (the schemes: sandbox settings).
+SECURITY_SCHEMES = settings.SPECTACULAR_SETTINGS["APPEND_COMPONENTS"]["securitySchemes"]
 
 
 def reply(description):
@@ -70,7 +85,7 @@ class WebhookViewSchema(OpenApiViewExtension):
                 },
                 examples=[OpenApiExample("enroll", value={"email": "ada@example.com", "courseIds": [
                     "course-v1:edX+DemoX+Demo_Course"], "mode": "verified"}, request_only=True)],
-                auth=[],
+                auth=[{name: []} for name in SECURITY_SCHEMES],
             )
             def post(self, request, source):
                 return super().post(request, source)

@@ -104,6 +104,16 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "PREPROCESSING_HOOKS": ["sandbox.openapi.only_the_webhook"],
+    # The signature schemes, as OpenAPI security schemes (a source uses one of them).
+    "APPEND_COMPONENTS": {"securitySchemes": {
+        "standardWebhooks": {"type": "apiKey", "in": "header", "name": "webhook-signature",
+                             "description": "Standard Webhooks: with webhook-id and webhook-timestamp, "
+                                            "'v1,' + base64(HMAC-SHA256(secret, id.timestamp.body))."},
+        "hmacSha256": {"type": "apiKey", "in": "header", "name": "X-Signature-SHA256",
+                       "description": "Plain HMAC-SHA256 of the raw body in a header of the source's choosing."},
+        "lernito": {"type": "apiKey", "in": "header", "name": "X-Lernito-Signature",
+                    "description": "lernito-openedx compatible: hex HMAC-SHA256."},
+    }},
 }
 
 RETIRED_USER_SALTS = ["sandbox-salt"]

@@ -22,3 +22,22 @@ def test_every_page_is_in_the_table_of_contents():
     pages = {path.stem for path in (ROOT / "docs").glob("*.rst")} - {"index"}
     listed = set(re.findall(r"^   ([a-z/]+)$", index, re.M))
     assert pages <= {page.split("/")[0] for page in listed}, pages - listed
+
+
+def test_the_openapi_description_names_every_scheme_and_the_retry_headers():
+    """Expected behavior: one security scheme per signature scheme; Retry-After and Idempotent-Replayed described."""
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    from lms_bridge.signatures import SCHEMES  # pylint: disable=import-outside-toplevel
+
+    description = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text(encoding="utf-8"))
+    operation = description["paths"]["/api/lms-bridge/v1/webhooks/{source}/"]["post"]
+    schemes = description["components"]["securitySchemes"]
+    assert len(schemes) == len(SCHEMES) and all(s["type"] == "apiKey" and s["in"] == "header"
+                                                for s in schemes.values())
+    assert operation["security"] == [{name: []} for name in schemes]
+    for status in ("429", "503"):
+        assert "Retry-After" in operation["responses"][status]["headers"]
+    assert "Idempotent-Replayed" in operation["responses"]["200"]["headers"]
+    headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+    assert {"webhook-id", "webhook-timestamp", "webhook-signature", "X-Lernito-Signature"} <= headers
