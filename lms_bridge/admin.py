@@ -74,7 +74,7 @@ class DeliveryChunkInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = DeliveryChunk
     extra = 0
     can_delete = False
-    fields = ("number", "pairs", "status", "attempts", "lease_expires_at", "finished_at")
+    fields = ("number", "pairs", "status", "attempts", "task_id", "lease_expires_at", "finished_at")
     readonly_fields = fields
 
 

@@ -250,7 +250,7 @@ class ChunkResult:
     result: DeliveryResult | None = None
 
 
-def process_chunk(delivery_id, number, final=False):
+def process_chunk(delivery_id, number, final=False, task_id=""):
     """
     Process the open pairs of one chunk of a delivery (a Celery task's work), then
     finish the delivery if every chunk is done.
@@ -258,6 +258,7 @@ def process_chunk(delivery_id, number, final=False):
     Arguments:
         final (bool): the task's last attempt: pairs still failing transiently
             stay ``retry`` and the chunk is done (the delivery fails; "reprocess" re-queues it).
+        task_id (str): the Celery task doing it, shown in admin ("" when not a task).
 
     Returns:
         ChunkResult
@@ -266,7 +267,8 @@ def process_chunk(delivery_id, number, final=False):
     chunk = DeliveryChunk.objects.filter(delivery_id=delivery_id, number=number)
     claimed = chunk.filter(
         Q(status=ChunkStatus.PENDING) | Q(status=ChunkStatus.PROCESSING, lease_expires_at__lt=timezone.now()),
-    ).update(status=ChunkStatus.PROCESSING, lease_expires_at=_lease_end(), attempts=F("attempts") + 1)
+    ).update(status=ChunkStatus.PROCESSING, lease_expires_at=_lease_end(), attempts=F("attempts") + 1,
+             task_id=(task_id or "")[:255])
     if not claimed:
         # Held: look again when its lease ends (sooner if the holder finishes; later if it renews).
         lease_end = chunk.filter(status=ChunkStatus.PROCESSING).values_list("lease_expires_at", flat=True).first()

@@ -38,20 +38,20 @@ TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 
-@shared_task(name="lms_bridge.process_delivery", **TASK_OPTIONS)
-def process_delivery_task(delivery_id):
+@shared_task(name="lms_bridge.process_delivery", bind=True, **TASK_OPTIONS)
+def process_delivery_task(self, delivery_id):
     """Start (or resume) a delivery."""
     numbers = processing.start_delivery(delivery_id)
     for number in numbers[1:]:
         enqueue_chunk(delivery_id, number)
     if numbers:
-        run_chunk(delivery_id, numbers[0], 0)
+        run_chunk(delivery_id, numbers[0], 0, self.request.id)
 
 
-@shared_task(name="lms_bridge.process_chunk", **TASK_OPTIONS)
-def process_chunk_task(delivery_id, number, retries=0):
+@shared_task(name="lms_bridge.process_chunk", bind=True, **TASK_OPTIONS)
+def process_chunk_task(self, delivery_id, number, retries=0):
     """Process one chunk of a delivery."""
-    run_chunk(delivery_id, number, retries)
+    run_chunk(delivery_id, number, retries, self.request.id)
 
 
 @shared_task(name="lms_bridge.sweep", ignore_result=True)
@@ -62,9 +62,10 @@ def sweep_task():
     sweep(enqueue=enqueue_delivery, enqueue_chunk=enqueue_chunk)
 
 
-def run_chunk(delivery_id, number, retries):
+def run_chunk(delivery_id, number, retries, task_id=None):
     """Process a chunk, and queue it again when it must be retried or another process holds it."""
-    result = processing.process_chunk(delivery_id, number, final=retries >= get_setting("LMS_BRIDGE_TASK_MAX_RETRIES"))
+    result = processing.process_chunk(delivery_id, number, final=retries >= get_setting("LMS_BRIDGE_TASK_MAX_RETRIES"),
+                                      task_id=task_id or "")
     if result.state == "retry":
         enqueue_chunk(delivery_id, number, retries + 1, processing.backoff_seconds(retries, result.retry_after))
     elif result.state == "busy":

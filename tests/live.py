@@ -83,6 +83,7 @@ class CeleryWorker:
     """A real Celery worker process (prefork, as Tutor's lms-worker runs it), on the test database."""
 
     def __init__(self, database_name, name, extra_env=None, concurrency=1):
+        self.name = name
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "LMS_BRIDGE_TEST_MYSQL_NAME": database_name,
                "PYTHONPATH": str(ROOT), **(extra_env or {})}
         self.log = tempfile.NamedTemporaryFile(prefix="lms-bridge-worker-", delete=False)
