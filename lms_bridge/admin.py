@@ -83,7 +83,8 @@ def _sender_was_told(obj):
     body = obj.response_body if isinstance(obj.response_body, dict) else {}
     message = body.get("message") or body.get("detail") or ""
     if obj.response_status is None:
-        return _("Nothing yet")
+        return _("Not final yet (a queued delivery was answered 202 Accepted; the answer to its retries is "
+                 "stored when processing ends)")
     return f"{obj.response_status} {message}".strip()
 
 

@@ -205,3 +205,34 @@ def test_support_staff_tour_dashboard_search_reprocess_export(live_server, brows
         assert "403" in browser.title or "Forbidden" in browser.find_element(By.TAG_NAME, "body").text
         screenshot(browser, "admin-no-permission")
     assert enrollment_of(ada, BRIDGE_COURSE) == ("audit", True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_delivery_shows_its_progress_and_chunks_in_the_browser(live_server, browser, courses, ada,
+                                                                        django_user_model):
+    """Expected behavior: half of a delivery on Celery done -> "2 of 4 pairs done", one chunk done, one pending."""
+    # pylint: disable=import-outside-toplevel
+    from django.contrib.auth.models import Permission
+    from django.test import Client
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from lms_bridge.processing import process_chunk, start_delivery
+
+    viewer = django_user_model.objects.create_user("watcher", "watcher@example.com", "s3cret-pass", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(content_type__app_label="lms_bridge",
+                                                          codename__startswith="view"))
+    response = post_webhook(Client(), {"learners": [{"email": "ada@example.com"}, {"email": "new@example.com"}],
+                                       "courseIds": [DEMO_COURSE, BRIDGE_COURSE]}, source="cohorts-async")
+    delivery = WebhookDelivery.objects.get(uuid=response.json()["delivery"])
+    with override_settings(LMS_BRIDGE_CHUNK_PAIRS=2):
+        assert start_delivery(delivery.pk) == [0, 1]
+        process_chunk(delivery.pk, 0, task_id="task-of-chunk-0")
+    log_in(browser, live_server, "watcher", "s3cret-pass", f"/admin/lms_bridge/webhookdelivery/{delivery.pk}/change/")
+    summary = WebDriverWait(browser, 20).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "fieldset"))).text
+    assert "2 of 4 pairs done (enrolled: 2)" in summary and "Processing" in summary
+    chunks = browser.find_element(By.ID, "chunks-group").text
+    assert "task-of-chunk-0" in chunks and "Done" in chunks and "Pending" in chunks
+    screenshot(browser, "admin-progress")
