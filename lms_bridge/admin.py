@@ -28,7 +28,7 @@ from django.utils.translation import ngettext
 
 from . import admin_views
 from .conf import get_source
-from .models import DeliveryChunk, DeliveryStatus, EnrollmentOperation, WebhookDelivery
+from .models import SUCCESSFUL_OUTCOMES, DeliveryChunk, DeliveryStatus, EnrollmentOperation, Outcome, WebhookDelivery
 from .processing import process_delivery, progress, requeue
 
 log = logging.getLogger(__name__)
@@ -80,12 +80,10 @@ class DeliveryChunkInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 def _sender_was_told(obj):
     """The status code and message of the answer the sender got."""
-    body = obj.response_body if isinstance(obj.response_body, dict) else {}
-    message = body.get("message") or body.get("detail") or ""
     if obj.response_status is None:
         return _("Not final yet (a queued delivery was answered 202 Accepted; the answer to its retries is "
                  "stored when processing ends)")
-    return f"{obj.response_status} {message}".strip()
+    return f"{obj.response_status} {admin_views.answer_message(obj.response_body)}".strip()
 
 
 @admin.register(WebhookDelivery)
@@ -170,8 +168,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         """The reason support needs: the refusal, or the pairs that failed and what their backend said."""
         if not obj.signature_valid:
             return obj.signature_detail or "-"
-        failing = obj.operations.exclude(outcome__in=("enrolled", "already_enrolled", "mode_changed", "allowed",
-                                                      "already_allowed", "unenrolled", "not_enrolled", "pending"))
+        failing = obj.operations.exclude(outcome__in=(*SUCCESSFUL_OUTCOMES, Outcome.PENDING))
         rows = list(failing.values_list("course_id", "outcome", "detail")[:LISTED])
         if rows:
             return format_html_join(mark_safe("<br>"), "{}: {} ({})", rows)

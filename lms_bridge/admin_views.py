@@ -7,7 +7,6 @@ import logging
 from collections import Counter
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Max
 from django.db.models.functions import TruncDate
@@ -17,6 +16,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.generic import TemplateView
 
+from .conf import get_setting
 from .models import DeliveryStatus, EnrollmentOperation, Outcome, WebhookDelivery
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,11 @@ FAILED_OUTCOMES = (Outcome.FAILED, Outcome.REFUSED, Outcome.RETRY)
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = ("created", "delivery", "source", "email", "course_id", "action", "mode", "backend", "outcome",
                "detail", "attempts")
+
+
+def answer_message(body):
+    """The sentence a stored answer told its sender ("" when it has none)."""
+    return (body.get("message") or body.get("detail") or "") if isinstance(body, dict) else ""
 
 
 def _changelist(name, **filters):
@@ -105,7 +110,7 @@ class DashboardView(TemplateView):
         rows = refused.order_by("-received_at").values_list("status", "signature_valid", "signature_detail",
                                                             "response_body")[:REASONS_SAMPLE]
         for status, valid, detail, body in rows:
-            message = detail if not valid else (body or {}).get("message", "") if isinstance(body, dict) else ""
+            message = detail if not valid else answer_message(body)
             reasons[(status, (message or "-")[:200])] += 1
         return [{"status": DeliveryStatus(status).label, "reason": reason, "count": count,
                  "url": _changelist("webhookdelivery", status=status)}
@@ -122,7 +127,7 @@ class DashboardView(TemplateView):
     @staticmethod
     def _sources():
         """Every configured source, and every source seen in the records, with its last successful delivery."""
-        configured = list(getattr(settings, "LMS_BRIDGE_SOURCES", None) or {})
+        configured = list(get_setting("LMS_BRIDGE_SOURCES") or {})
         last = dict(WebhookDelivery.objects.filter(status__in=SUCCESS_STATUSES).values("source")
                     .annotate(last=Max("received_at")).values_list("source", "last"))
         seen = set(WebhookDelivery.objects.order_by().values_list("source", flat=True).distinct())

@@ -15,6 +15,7 @@ from django.db import IntegrityError, router, transaction
 
 from .conf import get_setting
 from .models import DeliveryStatus, WebhookDelivery, idempotency_key_for
+from .monitoring import record_delivery
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ def record_rejected(source, body, remote_addr, claimed_event_id, reason, reply, 
         WebhookDelivery
     """
     limit = get_setting("LMS_BRIDGE_REJECTED_BODY_BYTES")
+    record_delivery(source, status)
     return WebhookDelivery.objects.create(
         source=source,
         event_id=_event_id_for_audit(claimed_event_id),

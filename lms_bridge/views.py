@@ -212,6 +212,5 @@ class WebhookView(APIView):
         if wait:
             return self._too_many_refused(wait)
         delivery = record_rejected(config.slug, body, remote_addr, claimed_id, reason, reply)
-        record_delivery(config.slug, DeliveryStatus.REJECTED)
         log.info("lms_bridge rejected delivery %s from source %s: %s", delivery.uuid, config.slug, reason)
         return reply

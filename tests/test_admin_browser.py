@@ -97,10 +97,7 @@ def test_support_reprocesses_a_failed_delivery_in_the_browser(live_server, brows
         assert response.json()["success"] is False
         fakes.SCRIPT.clear()
 
-        browser.get(f"{live_server.url}/admin/login/?next=/admin/lms_bridge/webhookdelivery/")
-        browser.find_element(By.NAME, "username").send_keys("support")
-        browser.find_element(By.NAME, "password").send_keys("s3cret-pass")
-        browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+        log_in(browser, live_server, "support", "s3cret-pass", "/admin/lms_bridge/webhookdelivery/")
         wait_for("#result_list")  # logged in, and redirected to the list
 
         browser.get(f"{live_server.url}/admin/lms_bridge/webhookdelivery/?q=ada%40example.com")

@@ -98,7 +98,7 @@ def test_size_settings():
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def manage_py_check(tmp_path, settings_text, env=None):
+def manage_py_check(tmp_path, settings_text, env=None, args=()):
     """
     Run ``manage.py check`` in a fresh process with a settings module written
     for the test: nothing in that process imports lms_bridge.checks by hand,
@@ -107,7 +107,7 @@ def manage_py_check(tmp_path, settings_text, env=None):
     (tmp_path / "check_settings.py").write_text(textwrap.dedent(settings_text))
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "check_settings",
                    "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]), **(env or {})}
-    return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=environment,
+    return subprocess.run([sys.executable, "manage.py", "check", *args], cwd=ROOT, env=environment,
                           capture_output=True, text=True, timeout=120, check=False)
 
 

@@ -12,11 +12,12 @@ import base64
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from .test_checks import manage_py_check
 
 ROOT = Path(__file__).resolve().parent.parent
 TUTOR = os.environ.get("LMS_BRIDGE_TUTOR") or str(ROOT / ".venv-tutor" / "bin" / "tutor")
@@ -87,16 +88,8 @@ def test_enable_renders_settings_that_compile_and_pass_lms_bridges_checks(tutor,
         assert secret.startswith("whsec_") and len(base64.b64decode(secret[len("whsec_"):])) == 32
     assert len({source["SECRETS"][0] for source in values["LMS_BRIDGE_SOURCES"].values()}) == 3
 
-    package = tmp_path / "tutor_settings"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "lms.py").write_text("from sandbox.settings import *  # noqa\n\n" + block + "\n")
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith("LMS_BRIDGE_") and key != "DJANGO_SETTINGS_MODULE"}
-    checked = subprocess.run([sys.executable, "manage.py", "check", "--fail-level", "WARNING"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=120, check=False,
-                             env={**env, "DJANGO_SETTINGS_MODULE": "tutor_settings.lms",
-                                  "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])})
+    checked = manage_py_check(tmp_path, "from sandbox.settings import *  # noqa\n\n" + block + "\n",
+                              args=("--fail-level", "WARNING"))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "no issues" in checked.stdout
 
@@ -106,13 +99,7 @@ def test_a_broken_source_is_caught_by_the_checks_in_a_fresh_process(tutor, tmp_p
     tutor("plugins", "enable", "lms-bridge")
     tutor("config", "save", "--set", 'LMS_BRIDGE_SOURCES={"shop": {"SCHEME": "standard-webhook"}}')
     block, _ = settings_of(tutor)
-    (tmp_path / "broken_settings.py").write_text("from sandbox.settings import *  # noqa\n\n" + block + "\n")
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith("LMS_BRIDGE_") and key != "DJANGO_SETTINGS_MODULE"}
-    checked = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=120, check=False, env={**env, "DJANGO_SETTINGS_MODULE": "broken_settings",
-                                                            "PYTHONPATH": os.pathsep.join([str(tmp_path),
-                                                                                           str(ROOT)])})
+    checked = manage_py_check(tmp_path, "from sandbox.settings import *  # noqa\n\n" + block + "\n")
     assert checked.returncode != 0 and "LMS_BRIDGE_SOURCES['shop']" in checked.stderr, checked.stderr
 
 

@@ -459,6 +459,10 @@ class TestMonitoring:
         post_webhook(client, {"email": "ada@example.com", "courseIds": [DEMO_COURSE]}, headers={})
         assert ("lms_bridge.status", "rejected") in RECORDED and ("lms_bridge.response_status", 401) in RECORDED
         RECORDED.clear()
+        post_webhook(client, {"email": "ada@example.com", "courseIds": [BRIDGE_COURSE]}, event_id="msg_mon")
+        post_webhook(client, {"email": "ada@example.com", "courseIds": [DEMO_COURSE]}, event_id="msg_mon")
+        assert ("lms_bridge.status", "conflict") in RECORDED and ("lms_bridge.response_status", 409) in RECORDED
+        RECORDED.clear()
         post_webhook(client, {"email": "ada@example.com", "courseIds": [DEMO_COURSE]}, source="shop-async")
         assert ("lms_bridge.status", "received") in RECORDED and ("lms_bridge.response_status", 202) in RECORDED
         assert not [value for _, value in RECORDED if "@" in str(value)]

@@ -139,15 +139,21 @@ class OpenEdxApiBackend(EnrollmentBackend):
             return None
         return entry[0], entry[1] - time.time()
 
-    def _share_token(self, token, usable_seconds, forget=False):
-        """Put the token in the shared cache for its usable life (or drop it: ``forget``)."""
+    def _share_token(self, token, usable_seconds):
+        """Put the token in the shared cache for its usable life."""
+        if usable_seconds <= 0:
+            return
         try:
-            if forget:
-                cache.delete(self._token_cache_key)
-            elif usable_seconds > 0:
-                cache.set(self._token_cache_key, (token, time.time() + usable_seconds), timeout=int(usable_seconds))
+            cache.set(self._token_cache_key, (token, time.time() + usable_seconds), timeout=int(usable_seconds))
         except Exception:  # pylint: disable=broad-except
             log.debug("lms_bridge: the shared cache did not take the remote token")
+
+    def _forget_shared_token(self):
+        """Drop the shared token (the LMS refused it): no process should use it again."""
+        try:
+            cache.delete(self._token_cache_key)
+        except Exception:  # pylint: disable=broad-except
+            log.debug("lms_bridge: the shared cache did not drop the remote token")
 
     def _access_token(self, refresh=False):
         """
@@ -156,7 +162,7 @@ class OpenEdxApiBackend(EnrollmentBackend):
         """
         with self._lock:
             if refresh:
-                self._share_token(None, 0, forget=True)  # refused: nobody should use it again
+                self._forget_shared_token()
             elif self._token is None or time.monotonic() >= self._token_valid_until:
                 shared = self._shared_token()
                 if shared:
