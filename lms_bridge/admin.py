@@ -143,13 +143,13 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return obj._operation_count  # pylint: disable=protected-access
 
     def _pairs(self, obj, field):
-        """The distinct values of one field of the delivery's operations, the first LISTED of them."""
-        values = list(dict.fromkeys(obj.operations.order_by("id").values_list(field, flat=True)[:LISTED * 100]))
-        if not values:
+        """The first LISTED distinct values of one field of the delivery's operations, and how many more."""
+        values = obj.operations.order_by(field).values_list(field, flat=True).distinct()
+        shown = list(values[:LISTED])
+        if not shown:
             return "-"
-        more = len(values) - LISTED
-        shown = ", ".join(values[:LISTED])
-        return f"{shown} (and {more} more)" if more > 0 else shown
+        more = values.count() - len(shown) if len(shown) == LISTED else 0
+        return f"{', '.join(shown)} (and {more} more)" if more > 0 else ", ".join(shown)
 
     @admin.display(description=_("learners"))
     def learners(self, obj):

@@ -218,6 +218,23 @@ class TestDeliveryPage:
         assert page.count("&quot;courseIds&quot;") == 1  # the body, once
         assert page.count("&quot;counts&quot;") == 1  # the answer, once
 
+    def test_learners_and_courses_are_counted_over_the_whole_delivery(self, viewer, courses):
+        """Expected behavior: 120 learners x 10 courses (1,200 pairs): 10 of each named, "and 110 more" learners."""
+        from lms_bridge.processing import start_delivery  # pylint: disable=import-outside-toplevel
+
+        course_ids = [f"course-v1:Many+C{n}+2026" for n in range(10)]
+        for course_id in course_ids:
+            make_course(course_id)
+        response = post_webhook(Client(), {"learners": [{"email": f"l{n:03d}@example.com"} for n in range(120)],
+                                           "courseIds": course_ids}, source="cohorts-async")
+        assert response.status_code == 202, response.content
+        delivery = WebhookDelivery.objects.get(uuid=response.json()["delivery"])
+        start_delivery(delivery.pk)
+        assert delivery.operations.count() == 1200
+        page = logged_in(viewer).get(f"{CHANGELIST}{delivery.pk}/change/").content.decode()
+        assert "l000@example.com, l001@example.com" in page and "(and 110 more)" in page
+        assert course_ids[0] in page and "course-v1:Many+C9+2026" in page and "(and 0 more)" not in page
+
     def test_a_rejected_delivery_says_why(self, viewer, courses):
         post_webhook(Client(), {"email": "ada@example.com", "courseIds": [DEMO_COURSE]}, headers={})
         delivery = WebhookDelivery.objects.get()
