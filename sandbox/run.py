@@ -19,12 +19,13 @@ def main():
 
     port = os.environ.get("PORT", "8000")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sandbox.settings")
-    if not os.environ.get("LMS_BRIDGE_DEMO_SECRET"):
-        os.environ["LMS_BRIDGE_DEMO_SECRET"] = StandardWebhooksScheme.generate_secret()
-    if not os.environ.get("LMS_BRIDGE_LEGACY_SECRET"):
-        os.environ["LMS_BRIDGE_LEGACY_SECRET"] = secrets.token_urlsafe(24)
-    if not os.environ.get("LMS_BRIDGE_CRM_SECRET"):
-        os.environ["LMS_BRIDGE_CRM_SECRET"] = secrets.token_urlsafe(24)
+    # The sandbox's sources (sandbox/settings.py): one per scheme, each with a secret for this run.
+    sources = (("demo", "standard-webhooks", "LMS_BRIDGE_DEMO_SECRET", StandardWebhooksScheme.generate_secret),
+               ("legacy", "lernito", "LMS_BRIDGE_LEGACY_SECRET", lambda: secrets.token_urlsafe(24)),
+               ("crm", "hmac-sha256", "LMS_BRIDGE_CRM_SECRET", lambda: secrets.token_urlsafe(24)))
+    for _, _, variable, generate in sources:
+        if not os.environ.get(variable):
+            os.environ[variable] = generate()
 
     import django  # pylint: disable=import-outside-toplevel
     from django.core.management import call_command  # pylint: disable=import-outside-toplevel
@@ -38,9 +39,7 @@ def main():
     course = "course-v1:edX+DemoX+Demo_Course"
     lines = ["", "Webhook sources (secrets for this run; set them in the environment to keep them):"]
     tries = []
-    for slug, scheme, variable in (("demo", "standard-webhooks", "LMS_BRIDGE_DEMO_SECRET"),
-                                   ("legacy", "lernito", "LMS_BRIDGE_LEGACY_SECRET"),
-                                   ("crm", "hmac-sha256", "LMS_BRIDGE_CRM_SECRET")):
+    for slug, scheme, variable, _ in sources:
         lines.append(f"  {slug:<7}{scheme:<19}{url}/{slug}/   {variable}={os.environ[variable]}")
         tries.append(f"  {variable}='{os.environ[variable]}' {python} manage.py lms_bridge_send {url}/{slug}/ "
                      f"--source {slug} --email ada@example.com --course {course}"
