@@ -13,10 +13,10 @@ from lms_bridge.models import DeliveryStatus, EnrollmentOperation, WebhookDelive
 
 from .conftest import BRIDGE_COURSE, DEMO_COURSE, enrollment_of
 from .signing import post_webhook
+from .tools.bench import TRANSACTION_CONTROL
 
 pytestmark = pytest.mark.django_db
 
-TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK")
 
 
 def statements(captured):
