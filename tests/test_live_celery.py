@@ -45,7 +45,7 @@ class Stack:
                     "LMS_BRIDGE_TEST_LEASE_SECONDS": "5", "LMS_BRIDGE_TEST_BACKOFF_SECONDS": "1", **(extra_env or {})}
         self.database = connection.settings_dict["NAME"]
         # Whatever a previous test left in the broker is not this test's work.
-        redis_flush(redis_server)
+        redis_server.flush()
         self.web = LiveServer(self.database, workers=2, extra_env=self.env)
         self.workers = []
 
@@ -83,14 +83,6 @@ def stack(redis_server, request):
     running = Stack(redis_server, getattr(request, "param", None))
     yield running
     running.stop()
-
-
-def redis_flush(server):
-    import socket  # pylint: disable=import-outside-toplevel
-
-    with socket.create_connection(("127.0.0.1", server.port), timeout=2) as sock:
-        sock.sendall(b"FLUSHALL\r\n")
-        sock.recv(16)
 
 
 def learners(count, prefix="celery"):

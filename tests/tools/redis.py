@@ -61,6 +61,12 @@ class RedisServer:
         except OSError:
             return False
 
+    def flush(self):
+        """Empty every database (FLUSHALL): what an earlier test or run queued is not this one's work."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+            sock.sendall(b"FLUSHALL\r\n")
+            sock.recv(16)
+
     def stop(self):
         stop_process(self.process, timeout=10)
         self.process = None
