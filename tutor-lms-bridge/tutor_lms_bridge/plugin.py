@@ -73,15 +73,15 @@ def render_sources(sources, master_key, mode=""):
     """lms_bridge's ``LMS_BRIDGE_SOURCES`` from the plugin's configuration."""
     rendered = {}
     for slug, options in (sources or {}).items():
-        source = {key: value for key, value in dict(options or {}).items()
-                  if key not in ("SECRET_VERSION", "KEEP_PREVIOUS_SECRET")}
+        options = dict(options or {})
+        source = {key: value for key, value in options.items() if key not in ("SECRET_VERSION", "KEEP_PREVIOUS_SECRET")}
         source.setdefault("SCHEME", "standard-webhooks")
         if mode and "MODE" not in source:
             source["MODE"] = mode
         if "SECRETS" not in source:
-            version = int((options or {}).get("SECRET_VERSION", 1))
+            version = int(options.get("SECRET_VERSION", 1))
             secrets = [source_secret(master_key, slug, version)]
-            if version > 1 and (options or {}).get("KEEP_PREVIOUS_SECRET", True):
+            if version > 1 and options.get("KEEP_PREVIOUS_SECRET", True):
                 secrets.append(source_secret(master_key, slug, version - 1))
             source["SECRETS"] = secrets
         rendered[slug] = source
@@ -142,11 +142,16 @@ hooks.Filters.CLI_DO_COMMANDS.add_items([do_check, do_sweep, do_purge])
 
 
 def _load(context):
-    """The full configuration; refused until the generated master key is saved (else each call makes a new one)."""
+    """
+    The full configuration and the sources as the LMS gets them; refused until the
+    generated master key is saved (else each call would derive secrets from a new one).
+    """
     if "LMS_BRIDGE_SECRET_KEY" not in tutor_config.get_user(context.obj.root):
         raise click.ClickException("lms_bridge's secrets are generated when the configuration is saved: "
                                    "run `tutor config save` first")
-    return tutor_config.load(context.obj.root)
+    config = tutor_config.load(context.obj.root)
+    return config, render_sources(config["LMS_BRIDGE_SOURCES"], config["LMS_BRIDGE_SECRET_KEY"],
+                                  config.get("LMS_BRIDGE_MODE", ""))
 
 
 @click.group("lms-bridge", help="lms_bridge: webhook sources, their secrets, checks")
@@ -157,10 +162,8 @@ def command():
 @command.command("sources", help="Each source's webhook URL, scheme, mode, and how to get its secret")
 @click.pass_context
 def sources_command(context):
-    config = _load(context)
+    config, rendered = _load(context)
     scheme_of_site = "https" if config.get("ENABLE_HTTPS") else "http"
-    rendered = render_sources(config["LMS_BRIDGE_SOURCES"], config["LMS_BRIDGE_SECRET_KEY"],
-                              config.get("LMS_BRIDGE_MODE", ""))
     if not rendered:
         click.echo("No source is configured: tutor config save --set 'LMS_BRIDGE_SOURCES={\"shop\": {}}'")
     for slug, source in rendered.items():
@@ -176,8 +179,7 @@ def sources_command(context):
 @click.argument("slug")
 @click.pass_context
 def secret_command(context, slug):
-    config = _load(context)
-    rendered = render_sources(config["LMS_BRIDGE_SOURCES"], config["LMS_BRIDGE_SECRET_KEY"])
+    _, rendered = _load(context)
     if slug not in rendered:
         raise click.ClickException(f"No source {slug!r}; configured: {', '.join(rendered) or 'none'}")
     click.echo(rendered[slug]["SECRETS"][0])
