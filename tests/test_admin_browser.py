@@ -63,13 +63,27 @@ def screenshot(browser, name):
     browser.save_screenshot(str(folder / f"{name}.png"))
 
 
+def follow(browser, element):
+    """Click what leads to another page, and wait until that page replaced this one.
+
+    The admin's pages share their ids (#content, #result_list): a lookup straight after the click can
+    otherwise find the page being left, and the element goes stale under the test.
+    """
+    # pylint: disable=import-outside-toplevel
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    element.click()
+    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(element))
+
+
 def log_in(browser, live_server, username, password, next_url):
     from selenium.webdriver.common.by import By  # pylint: disable=import-outside-toplevel
 
     browser.get(f"{live_server.url}/admin/login/?next={next_url}")
     browser.find_element(By.NAME, "username").send_keys(username)
     browser.find_element(By.NAME, "password").send_keys(password)
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "input[type=submit]"))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -105,7 +119,7 @@ def test_support_reprocesses_a_failed_delivery_in_the_browser(live_server, brows
         rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
         assert len(rows) == 1 and "Partially failed" in rows[0].text
 
-        rows[0].find_element(By.CSS_SELECTOR, "th a").click()
+        follow(browser, rows[0].find_element(By.CSS_SELECTOR, "th a"))
         wait_for(".inline-group")
         assert "Course is invitation-only" in browser.find_element(By.TAG_NAME, "body").text
 
@@ -113,7 +127,7 @@ def test_support_reprocesses_a_failed_delivery_in_the_browser(live_server, brows
         wait_for("#result_list")
         browser.find_element(By.CSS_SELECTOR, "#result_list tbody input.action-select").click()
         Select(browser.find_element(By.NAME, "action")).select_by_value("reprocess")
-        browser.find_element(By.NAME, "index").click()
+        follow(browser, browser.find_element(By.NAME, "index"))
         message = wait_for("ul.messagelist").text
         screenshot(browser, "admin-reprocess")
     assert "1 delivery reprocessed successfully." in message
@@ -155,7 +169,7 @@ def test_support_staff_tour_dashboard_search_reprocess_export(live_server, brows
         assert "Course is invitation-only" in browser.find_element(By.ID, "lmsb-course-failures").text
         assert "shop" in browser.find_element(By.ID, "lmsb-sources").text
         screenshot(browser, "admin-dashboard")
-        browser.find_element(By.CSS_SELECTOR, "#lmsb-per-day a.seg[title*='failed']").click()
+        follow(browser, browser.find_element(By.CSS_SELECTOR, "#lmsb-per-day a.seg[title*='failed']"))
         wait_for("#result_list")
         rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
         assert len(rows) == 1 and "Partially failed" in rows[0].text
@@ -164,13 +178,14 @@ def test_support_staff_tour_dashboard_search_reprocess_export(live_server, brows
         search.clear()
         browser.get(f"{live_server.url}/admin/lms_bridge/webhookdelivery/")
         wait_for("#searchbar").send_keys("ada@example.com")
-        browser.find_element(By.CSS_SELECTOR, "#changelist-search input[type=submit]").click()
+        follow(browser, browser.find_element(By.CSS_SELECTOR, "#changelist-search input[type=submit]"))
         wait_for("#result_list")
         rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
         assert sorted("Invalid" in row.text for row in rows) == [False, True]
         screenshot(browser, "admin-search")
 
-        next(row for row in rows if "Partially failed" in row.text).find_element(By.CSS_SELECTOR, "th a").click()
+        failed = next(row for row in rows if "Partially failed" in row.text)
+        follow(browser, failed.find_element(By.CSS_SELECTOR, "th a"))
         summary = wait_for("fieldset").text
         assert "ada@example.com" in summary and "200" in summary and "Course is invitation-only" in summary
         assert not browser.find_elements(By.NAME, "_save") and not browser.find_elements(By.CSS_SELECTOR,
@@ -180,7 +195,7 @@ def test_support_staff_tour_dashboard_search_reprocess_export(live_server, brows
         browser.get(f"{live_server.url}/admin/lms_bridge/webhookdelivery/?status__exact=partially_failed")
         wait_for("#result_list tbody input.action-select").click()
         Select(browser.find_element(By.NAME, "action")).select_by_value("reprocess")
-        browser.find_element(By.NAME, "index").click()
+        follow(browser, browser.find_element(By.NAME, "index"))
         assert "1 delivery reprocessed successfully." in wait_for("ul.messagelist").text
 
         browser.get(f"{live_server.url}/admin/lms_bridge/enrollmentoperation/?outcome__exact=enrolled")
@@ -196,7 +211,7 @@ def test_support_staff_tour_dashboard_search_reprocess_export(live_server, brows
 
         browser.delete_all_cookies()
         log_in(browser, live_server, "intern", "s3cret-pass", "/admin/")
-        wait_for("#content")
+        wait_for("#user-tools")  # logged in: the index, not the login page
         assert "lms_bridge" not in browser.find_element(By.ID, "content").text.lower()
         browser.get(f"{live_server.url}/admin/lms_bridge/webhookdelivery/dashboard/")
         assert "403" in browser.title or "Forbidden" in browser.find_element(By.TAG_NAME, "body").text
