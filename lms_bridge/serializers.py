@@ -10,15 +10,57 @@ The payload is the lernito-openedx one, extended with ``action`` and ``mode``::
 Fields are strict about types: DRF's CharField would turn ``123`` or ``true``
 into a string, which would hide sender bugs.
 """
+import functools
+
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
 from opaque_keys.edx.locator import CourseLocator
 from rest_framework import serializers
+from rest_framework.fields import empty
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from .actions import ENROLL, UNENROLL
 
 MAX_COURSES = 100
 MODE_REGEX = r"^[A-Za-z0-9_-]{1,100}$"
+# Distinct course ids whose parsed keys are kept: a platform has far fewer runs than this.
+PARSED_KEYS_KEPT = 4096
+
+
+@functools.cache
+def shared_serializer(serializer_class):
+    """
+    One unbound instance of ``serializer_class``, for ``validate``: its fields are
+    built once per process, not deep-copied for every payload.
+    """
+    return serializer_class()
+
+
+def validate(serializer_class, data):
+    """
+    The validated data of ``data``, or ``ValidationError`` whose ``detail`` holds
+    the errors by field (what ``is_valid()`` would have put in ``errors``).
+
+    One shared instance validates every payload, the way DRF's ``ListSerializer``
+    reuses its child for every item: ``run_validation`` keeps nothing on the
+    instance, so it is safe across requests and threads. The serializers given
+    here must not read ``initial_data`` or a context.
+    """
+    return shared_serializer(serializer_class).run_validation(data)
+
+
+@functools.lru_cache(maxsize=PARSED_KEYS_KEPT)
+def parse_course_key(text):
+    """
+    The course run key ``text`` names; ``InvalidKeyError`` (not kept) if none.
+    Keys are immutable, and a platform's senders name the same few runs over and
+    over: parsed once, each is reused.
+    """
+    key = CourseKey.from_string(text)
+    # Library keys are CourseKeys too, but nobody enrolls in a library.
+    if not isinstance(key, CourseLocator):
+        raise InvalidKeyError(CourseLocator, text)
+    return key
 
 
 class StrictStringMixin:
@@ -45,20 +87,32 @@ class StrictRegexField(StrictStringMixin, serializers.RegexField):
 
 
 class CourseKeyField(StrictCharField):
-    """A course run key (``course-v1:Org+Course+Run``), parsed with edx-opaque-keys."""
+    """
+    A course run key (``course-v1:Org+Course+Run``), parsed with edx-opaque-keys.
+
+    The length limit applies to the text the sender sent; the key is parsed once
+    that text passed it (DRF would otherwise run the validators on the parsed key,
+    turning it back into text for each of them).
+    """
 
     default_error_messages = {"invalid_key": "Invalid course key format: {value}"}
 
-    def to_internal_value(self, data):
-        text = super().to_internal_value(data)
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # A key can hold no surrogate (opaque-keys allows word characters and -~.: only),
+        # so the text needs no scan for them: a key that had one is an invalid key.
+        self.validators = [validator for validator in self.validators
+                           if not isinstance(validator, ProhibitSurrogateCharactersValidator)]
+
+    def run_validation(self, data=empty):
+        text = super().run_validation(data)
+        if text is None:
+            return None
         try:
-            key = CourseKey.from_string(text)
+            return parse_course_key(text)
         except InvalidKeyError:
             self.fail("invalid_key", value=text)
-        # Library keys are CourseKeys too, but nobody enrolls in a library.
-        if not isinstance(key, CourseLocator):
-            self.fail("invalid_key", value=text)
-        return key
+        return None  # not reached: fail() raises
 
     def to_representation(self, value):
         return str(value)

@@ -116,7 +116,9 @@ _publisher = _Publisher()
 def _publish(task, args, countdown=None):
     """Publish one task message (a short retry on a lost connection); raises when the broker cannot take it."""
     try:
-        task.apply_async(args=args, producer=_publisher.get(task.app), **_options(countdown))
+        # argsrepr: the ids as they are, instead of Celery's saferepr (ids only: nothing to hide).
+        task.apply_async(args=args, producer=_publisher.get(task.app), argsrepr=repr(args), kwargsrepr="{}",
+                         **_options(countdown))
     except Exception:
         _publisher.forget()
         raise

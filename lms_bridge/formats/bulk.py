@@ -23,6 +23,7 @@ from lms_bridge.serializers import (
     StrictCharField,
     StrictEmailField,
     StrictRegexField,
+    validate,
 )
 
 from .base import EnrollmentRequest, InvalidPayloadError, PayloadFormat
@@ -108,11 +109,11 @@ class BulkFormat(PayloadFormat):
                 and isinstance(payload.get("courseIds"), list)
                 else len(payload["enrollments"]) if isinstance(payload.get("enrollments"), list) else 0)
         self.check_size(size)
-        serializer = serializer_class(data=payload)
-        if not serializer.is_valid():
-            found = _first_error(serializer.errors) or ("", "Invalid body")
-            raise InvalidPayloadError(f"{found[0]}: {found[1]}" if found[0] else found[1], errors=serializer.errors)
-        data = serializer.validated_data
+        try:
+            data = validate(serializer_class, payload)
+        except serializers.ValidationError as exc:
+            found = _first_error(exc.detail) or ("", "Invalid body")
+            raise InvalidPayloadError(f"{found[0]}: {found[1]}" if found[0] else found[1], errors=exc.detail) from None
         if shapes == ["learners"]:
             requests = [
                 EnrollmentRequest(

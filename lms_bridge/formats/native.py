@@ -7,7 +7,9 @@ The ``lms-bridge`` format: one learner, up to 100 courses (lernito-openedx's pay
 
 Its senders expect the processed answer, so its default ``MODE`` is ``sync``.
 """
-from lms_bridge.serializers import WebhookPayloadSerializer, first_error_message
+from rest_framework.exceptions import ValidationError
+
+from lms_bridge.serializers import WebhookPayloadSerializer, first_error_message, validate
 
 from .base import EnrollmentRequest, InvalidPayloadError, PayloadFormat
 
@@ -19,12 +21,12 @@ class LmsBridgeFormat(PayloadFormat):
     default_mode = "sync"
 
     def parse(self, body, headers):
-        serializer = WebhookPayloadSerializer(data=self.load_json_object(body))
-        if not serializer.is_valid():
-            errors = serializer.errors
+        try:
+            data = validate(WebhookPayloadSerializer, self.load_json_object(body))
+        except ValidationError as exc:
+            errors = exc.detail
             # lernito's answers: one line for a bad course id, else the errors by field.
-            raise InvalidPayloadError(first_error_message(errors) or errors, errors=errors)
-        data = serializer.validated_data
+            raise InvalidPayloadError(first_error_message(errors) or errors, errors=errors) from None
         return self.check_pairs([
             EnrollmentRequest(
                 email=data["email"], course_key=course_key, action=data["action"], mode=data.get("mode") or None,

@@ -8,6 +8,7 @@ know nothing of HTTP or the database: these tests have no database access, so
 a format that queried one would fail here.
 """
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from opaque_keys.edx.keys import CourseKey
@@ -89,3 +90,22 @@ class PayloadFormatContract:
         fmt = self.make(max_pairs=2000)
         body = _text(self.body_of_pairs(2000))
         assert len(body.encode()) <= fmt.max_body_bytes(64 * 1024)
+
+    def outcome(self, body, headers):
+        """What parsing gives, comparable: the pairs, or the error's message."""
+        try:
+            return [(r.email, str(r.course_key), r.action, r.mode) for r in self.parse(body, headers)]
+        except InvalidPayloadError as exc:
+            return ("invalid", json.dumps(exc.message))
+        except Ignored as exc:
+            return ("ignored", exc.reason)
+
+    def test_bodies_parsed_in_several_threads_at_once_each_get_their_own_outcome(self):
+        """A format may share its validators between requests: none may see another's data or errors."""
+        cases = [(body, headers) for body, headers, _ in (*self.valid_cases, *self.invalid_cases)]
+        cases += list(self.ignored_cases)
+        expected = [self.outcome(body, headers) for body, headers in cases]
+        jobs = list(range(len(cases))) * 40
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            got = list(pool.map(lambda index: (index, self.outcome(*cases[index])), jobs))
+        assert [outcome for _, outcome in got] == [expected[index] for index in jobs]

@@ -24,6 +24,9 @@ class TestLmsBridgeFormat(PayloadFormatContract):
         ({"email": "ada@example.com", "courseIds": []}, {}, "courseIds"),
         ({"email": "ada@example.com", "courseIds": ["nope"]}, {}, "Invalid course key format: nope"),
         ({"email": "ada@example.com", "courseIds": [DEMO, DEMO]}, {}, "Duplicate course id"),
+        # A content library's key is a CourseKey too, but nobody enrolls in a library.
+        ({"email": "ada@example.com", "courseIds": ["library-v1:Org+Lib"]}, {}, "Invalid course key format"),
+        ({"email": "ada@example.com", "courseIds": ["course-v1:Org+Course+" + "r" * 250]}, {}, "no more than 255"),
         ({"email": "ada@example.com", "courseIds": [DEMO], "action": "delete"}, {}, "action"),
         ({"email": "ada@example.com", "courseIds": [DEMO], "mode": "no spaces"}, {}, "mode"),
         ({"email": 7, "courseIds": [DEMO]}, {}, "email"),
