@@ -38,7 +38,6 @@ from django.db import DatabaseError, OperationalError, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 from opaque_keys import InvalidKeyError
-from opaque_keys.edx.keys import CourseKey
 
 from . import signals
 from .backends.base import (
@@ -65,6 +64,7 @@ from .models import (
 from .monitoring import record_delivery
 from .registry import RegistryError, get_all_backends, select_backend
 from .results import ACCEPTED, IN_PROGRESS, REPLAY, UNAVAILABLE, DeliveryResult, PairResult
+from .serializers import parse_course_key
 
 log = logging.getLogger(__name__)
 
@@ -442,25 +442,19 @@ def _validate(requests, source, recent=False):
         invalid = [{"courseId": key, "outcome": "invalid",
                     "detail": f"Course {key} is outside the scope of source '{source.slug}'"} for key in outside]
         raise _InvalidDeliveryError(invalid[0]["detail"], invalid)
+    # (course, mode) pairs in request order; courses are tracked by position: a key's hash is costly.
+    wanted_modes = list(dict.fromkeys((r.course_key, r.mode) for r in requests if r.mode and r.action == ENROLL))
     try:
-        backends = {course_key: select_backend(course_key) for course_key in course_keys}
-        existing, supported = set(), set()
-        for backend in {id(b): b for b in backends.values() if b is not None}.values():
-            mine = [key for key, chosen in backends.items() if chosen is backend]
-            modes = {(request.course_key, request.mode) for request in requests
-                     if request.mode and request.action == ENROLL and backends[request.course_key] is backend}
-            if recent:
-                known = {key for key in (*mine, *modes) if backend.found_recently.get(key) is True}
-                existing |= known & set(mine)
-                supported |= known & modes
-                mine, modes = [key for key in mine if key not in known], modes - known
-            if mine:
-                existing |= backend.existing_courses(mine)
-            if modes:
-                supported |= backend.supported_modes(modes)
-            if recent:
-                for key in (*(existing & set(mine)), *(supported & modes)):
-                    backend.found_recently.put(key, True)
+        chosen = [select_backend(course_key) for course_key in course_keys]
+        backends = dict(zip(course_keys, chosen, strict=True))
+        exists, supported = [False] * len(course_keys), set()
+        for backend in {id(b): b for b in chosen if b is not None}.values():
+            mine = [position for position, other in enumerate(chosen) if other is backend]
+            found, offered = _ask_backend(backend, [course_keys[position] for position in mine],
+                                          {pair for pair in wanted_modes if backends[pair[0]] is backend}, recent)
+            for position, flag in zip(mine, found, strict=True):
+                exists[position] = flag
+            supported |= offered
     except (BackendError, RegistryError, OperationalError) as exc:
         # Transient, or a configuration the operator must fix: either way a later
         # attempt (the sender's retry, a task's, "reprocess") does it once the LMS answers.
@@ -469,22 +463,51 @@ def _validate(requests, source, recent=False):
         raise _UnavailableError("The LMS cannot be reached now; retry later",
                                 getattr(exc, "retry_after", None)) from None
     invalid = []
-    for course_key, backend in backends.items():
+    for course_key, backend, found in zip(course_keys, chosen, exists, strict=True):
         problem = None
         if backend is None:
             problem = f"No LMS is configured for course {course_key}"
-        elif course_key not in existing:
+        elif not found:
             problem = f"Course {course_key} does not exist"
         if problem:
             invalid.append({"courseId": str(course_key), "outcome": "invalid", "detail": problem})
     reported = {item["courseId"] for item in invalid}
-    for course_key, mode in dict.fromkeys((r.course_key, r.mode) for r in requests if r.mode and r.action == ENROLL):
+    for course_key, mode in wanted_modes:
         if str(course_key) not in reported and (course_key, mode) not in supported:
             invalid.append({"courseId": str(course_key), "outcome": "invalid",
                             "detail": f"Course {course_key} does not offer mode '{mode}'"})
     if invalid:
         raise _InvalidDeliveryError(invalid[0]["detail"], invalid)
     return backends
+
+
+def _ask_backend(backend, course_keys, modes, recent):
+    """
+    Which of ``course_keys`` exist, and which (course, mode) pairs of ``modes`` the
+    backend offers: one ``existing_courses`` and one ``supported_modes`` call at
+    most; with ``recent``, only about what it did not find in the last minute.
+
+    Returns:
+        tuple[list[bool], set]: a flag per course key, the pairs offered.
+    """
+    memo = backend.found_recently if recent else None
+    found = [memo.get(key) is True for key in course_keys] if recent else [False] * len(course_keys)
+    offered = {pair for pair in modes if memo.get(pair) is True} if recent else set()
+    ask = [position for position, known in enumerate(found) if not known]
+    if ask:
+        existing = backend.existing_courses([course_keys[position] for position in ask])
+        for position in ask:
+            if course_keys[position] in existing:
+                found[position] = True
+                if recent:
+                    memo.put(course_keys[position], True)
+    if modes - offered:
+        newly = backend.supported_modes(modes - offered) & modes
+        offered |= newly
+        if recent:
+            for pair in newly:
+                memo.put(pair, True)
+    return found, offered
 
 
 def _context(delivery, source):
@@ -590,7 +613,7 @@ def _read_settled(delivery, requests, backends, indexes, context):
 def _request_of(operation):
     """The request an operation row stands for (a chunk's task works from the rows, not the body)."""
     try:
-        course_key = CourseKey.from_string(operation.course_id)
+        course_key = parse_course_key(operation.course_id)
     except InvalidKeyError:  # validated when the row was written; kept for safety
         course_key = operation.course_id
     return EnrollmentRequest(email=operation.email, course_key=course_key, action=operation.action,

@@ -118,6 +118,33 @@ class CourseKeyField(StrictCharField):
         return str(value)
 
 
+class CourseKeyListField(serializers.ListField):
+    """
+    A list of course run keys. A list of valid ids (the usual case) is checked in
+    one pass; any other goes through DRF's ListField, so that every error is
+    reported exactly as DRF reports it (by position).
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(child=CourseKeyField(max_length=255), **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, list) and data:
+            longest = self.child.max_length
+            keys = []
+            for item in data:
+                text = item.strip() if isinstance(item, str) else ""
+                if not text or len(text) > longest:
+                    break
+                try:
+                    keys.append(parse_course_key(text))
+                except InvalidKeyError:
+                    break
+            else:
+                return keys
+        return super().to_internal_value(data)
+
+
 class WebhookPayloadSerializer(serializers.Serializer):  # pylint: disable=abstract-method
     """The body of an enrollment webhook."""
 
@@ -125,8 +152,7 @@ class WebhookPayloadSerializer(serializers.Serializer):  # pylint: disable=abstr
     username = StrictCharField(required=False, allow_blank=True, max_length=150)
     name = StrictCharField(required=False, allow_blank=True, max_length=255)
     family = StrictCharField(required=False, allow_blank=True, max_length=255)
-    courseIds = serializers.ListField(  # noqa: N815 (the lernito field name)
-        child=CourseKeyField(max_length=255),
+    courseIds = CourseKeyListField(  # noqa: N815 (the lernito field name)
         min_length=1,
         max_length=MAX_COURSES,
         allow_empty=False,

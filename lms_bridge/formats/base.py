@@ -10,6 +10,7 @@ HTTP status codes, backends or the database: ``processing`` does the rest, and
 (``tests/formats/contract.py``) holds every format to this.
 """
 from dataclasses import dataclass
+from functools import cached_property
 
 from lms_bridge import strict_json
 from lms_bridge.actions import ACTIONS, ENROLL
@@ -33,8 +34,9 @@ class EnrollmentRequest:
     first_name: str = ""
     last_name: str = ""
 
-    @property
+    @cached_property
     def course_id(self):
+        """The course key as text (worked out once: it is read for every pair's row and answer)."""
         return str(self.course_key)
 
 

@@ -20,6 +20,7 @@ from lms_bridge.actions import ACTIONS, ENROLL
 from lms_bridge.serializers import (
     MODE_REGEX,
     CourseKeyField,
+    CourseKeyListField,
     StrictCharField,
     StrictEmailField,
     StrictRegexField,
@@ -51,7 +52,7 @@ class PairSerializer(serializers.Serializer):  # pylint: disable=abstract-method
 
 class CohortSerializer(serializers.Serializer):  # pylint: disable=abstract-method
     learners = serializers.ListField(child=LearnerSerializer(), allow_empty=False)
-    courseIds = serializers.ListField(child=CourseKeyField(max_length=255), allow_empty=False)  # noqa: N815
+    courseIds = CourseKeyListField(allow_empty=False)  # noqa: N815
     action = serializers.ChoiceField(choices=ACTIONS, default=ENROLL)
     mode = _mode_field()
 

@@ -15,6 +15,7 @@ class TestLmsBridgeFormat(PayloadFormatContract):
         ({"email": "ada@example.com", "courseIds": [DEMO]}, {}, [("ada@example.com", DEMO, "enroll", None)]),
         ({"email": " Ada@Example.com ", "courseIds": [DEMO, OTHER], "action": "unenroll"}, {},
          [("Ada@Example.com", DEMO, "unenroll", None), ("Ada@Example.com", OTHER, "unenroll", None)]),
+        ({"email": "ada@example.com", "courseIds": [f" {DEMO} "]}, {}, [("ada@example.com", DEMO, "enroll", None)]),
         ({"email": "ada@example.com", "name": "Ada", "family": "Lovelace", "username": "ada",
           "courseIds": [DEMO], "mode": "verified"}, {}, [("ada@example.com", DEMO, "enroll", "verified")]),
     ]
@@ -23,6 +24,10 @@ class TestLmsBridgeFormat(PayloadFormatContract):
         ({"email": "not-an-email", "courseIds": [DEMO]}, {}, "email"),
         ({"email": "ada@example.com", "courseIds": []}, {}, "courseIds"),
         ({"email": "ada@example.com", "courseIds": ["nope"]}, {}, "Invalid course key format: nope"),
+        ({"email": "ada@example.com", "courseIds": [DEMO, "nope"]}, {}, "Invalid course key format: nope"),
+        ({"email": "ada@example.com", "courseIds": [DEMO, 7]}, {}, "courseIds: Must be a string."),
+        ({"email": "ada@example.com", "courseIds": [DEMO, "  "]}, {}, "courseIds: This field may not be blank."),
+        ({"email": "ada@example.com", "courseIds": DEMO}, {}, "courseIds: Expected a list of items"),
         ({"email": "ada@example.com", "courseIds": [DEMO, DEMO]}, {}, "Duplicate course id"),
         # A content library's key is a CourseKey too, but nobody enrolls in a library.
         ({"email": "ada@example.com", "courseIds": ["library-v1:Org+Lib"]}, {}, "Invalid course key format"),
