@@ -436,8 +436,12 @@ def _validate(requests, source, recent=False):
     for action in sorted({request.action for request in requests}):
         if action not in source.actions:
             raise _InvalidDeliveryError(f"Source '{source.slug}' may not {action} learners")
-    course_keys = list(dict.fromkeys(request.course_key for request in requests))
-    outside = [str(key) for key in course_keys if not source.allows_course(key)]
+    # By id (text): a course key's own hash is costly; equal keys have equal ids.
+    courses = {}
+    for request in requests:
+        courses.setdefault(request.course_id, request.course_key)
+    course_ids, course_keys = list(courses), list(courses.values())
+    outside = [course_id for course_id in course_ids if not source.allows_course(course_id)]
     if outside:
         invalid = [{"courseId": key, "outcome": "invalid",
                     "detail": f"Course {key} is outside the scope of source '{source.slug}'"} for key in outside]
@@ -445,12 +449,12 @@ def _validate(requests, source, recent=False):
     # (course, mode) pairs in request order; courses are tracked by position: a key's hash is costly.
     wanted_modes = list(dict.fromkeys((r.course_key, r.mode) for r in requests if r.mode and r.action == ENROLL))
     try:
-        chosen = [select_backend(course_key) for course_key in course_keys]
+        chosen = [select_backend(course_id) for course_id in course_ids]
         backends = dict(zip(course_keys, chosen, strict=True))
         exists, supported = [False] * len(course_keys), set()
         for backend in {id(b): b for b in chosen if b is not None}.values():
             mine = [position for position, other in enumerate(chosen) if other is backend]
-            found, offered = _ask_backend(backend, [course_keys[position] for position in mine],
+            found, offered = _ask_backend(backend, [(course_ids[position], course_keys[position]) for position in mine],
                                           {pair for pair in wanted_modes if backends[pair[0]] is backend}, recent)
             for position, flag in zip(mine, found, strict=True):
                 exists[position] = flag
@@ -481,26 +485,28 @@ def _validate(requests, source, recent=False):
     return backends
 
 
-def _ask_backend(backend, course_keys, modes, recent):
+def _ask_backend(backend, courses, modes, recent):
     """
-    Which of ``course_keys`` exist, and which (course, mode) pairs of ``modes`` the
-    backend offers: one ``existing_courses`` and one ``supported_modes`` call at
-    most; with ``recent``, only about what it did not find in the last minute.
+    Which of ``courses`` ((id, key) pairs) exist, and which (course key, mode)
+    pairs of ``modes`` the backend offers: one ``existing_courses`` and one
+    ``supported_modes`` call at most; with ``recent``, only about what it did not
+    find in the last minute (kept by course id, and by (key, mode)).
 
     Returns:
-        tuple[list[bool], set]: a flag per course key, the pairs offered.
+        tuple[list[bool], set]: a flag per course, the pairs offered.
     """
     memo = backend.found_recently if recent else None
-    found = [memo.get(key) is True for key in course_keys] if recent else [False] * len(course_keys)
+    found = [memo.get(course_id) is True for course_id, _ in courses] if recent else [False] * len(courses)
     offered = {pair for pair in modes if memo.get(pair) is True} if recent else set()
     ask = [position for position, known in enumerate(found) if not known]
     if ask:
-        existing = backend.existing_courses([course_keys[position] for position in ask])
+        existing = backend.existing_courses([courses[position][1] for position in ask])
         for position in ask:
-            if course_keys[position] in existing:
+            course_id, course_key = courses[position]
+            if course_key in existing:
                 found[position] = True
                 if recent:
-                    memo.put(course_keys[position], True)
+                    memo.put(course_id, True)
     if modes - offered:
         newly = backend.supported_modes(modes - offered) & modes
         offered |= newly

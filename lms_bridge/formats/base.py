@@ -9,8 +9,7 @@ HTTP status codes, backends or the database: ``processing`` does the rest, and
 ``responses`` maps the outcome to an answer. The contract test suite
 (``tests/formats/contract.py``) holds every format to this.
 """
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 
 from lms_bridge import strict_json
 from lms_bridge.actions import ACTIONS, ENROLL
@@ -34,10 +33,11 @@ class EnrollmentRequest:
     first_name: str = ""
     last_name: str = ""
 
-    @cached_property
-    def course_id(self):
-        """The course key as text (worked out once: it is read for every pair's row and answer)."""
-        return str(self.course_key)
+    #: the course key as text, worked out once (every pair's checks, row and answer read it)
+    course_id: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "course_id", str(self.course_key))
 
 
 class InvalidPayloadError(Exception):
