@@ -97,7 +97,7 @@ class _Plan:
 
     delivery: WebhookDelivery
     requests: list
-    backends: dict
+    backends: dict  # course id -> EnrollmentBackend
     context: OperationContext
     outcomes: dict  # index -> (outcome, detail)
     todo: list      # indexes of the requests to change
@@ -283,13 +283,16 @@ def process_chunk(delivery_id, number, final=False, task_id=""):
     local = _all_local()
     retry_after = 0
     try:
-        backends = {request.course_key: select_backend(request.course_key) for request in requests}
+        backends = {}
+        for request in requests:
+            if request.course_id not in backends:
+                backends[request.course_id] = select_backend(request.course_id)
     except RegistryError:
         backends = {}
     plan = _Plan(delivery, requests, backends, _context(delivery, source), {}, [])
     # Read again, in bulk, in this process (another worker may have planned the delivery, and the
     # state may have moved since): pairs settled now are recorded; the others are changed.
-    if all(backends.get(request.course_key) is not None for request in requests):
+    if all(backends.get(request.course_id) is not None for request in requests):
         settled = _read_settled(delivery, requests, backends, list(range(len(requests))), plan.context)
     else:
         settled = {}
@@ -300,7 +303,7 @@ def process_chunk(delivery_id, number, final=False, task_id=""):
         else:
             plan.outcomes[index] = (answer.outcome, answer.detail)
             _save_outcome(delivery, request, answer.outcome, answer.detail, "", answer.mode,
-                          backends[request.course_key])
+                          backends[request.course_id])
     for batch in _batches(plan.todo):
         with transaction.atomic() if local else nullcontext():
             retry_after = max(retry_after, _apply(plan, batch, local) or 0)
@@ -431,33 +434,33 @@ def _validate(requests, source, recent=False):
             without it, before it changes anything.
 
     Returns:
-        dict[CourseKey, EnrollmentBackend]
+        dict[str, EnrollmentBackend]: by course id.
     """
     for action in sorted({request.action for request in requests}):
         if action not in source.actions:
             raise _InvalidDeliveryError(f"Source '{source.slug}' may not {action} learners")
-    # By id (text): a course key's own hash is costly; equal keys have equal ids.
+    # Courses are tracked by id (text) and position: an opaque key's hash reads six of its
+    # attributes each time, and equal keys have equal ids.
     courses = {}
     for request in requests:
         courses.setdefault(request.course_id, request.course_key)
-    course_ids, course_keys = list(courses), list(courses.values())
+    course_ids = list(courses)
     outside = [course_id for course_id in course_ids if not source.allows_course(course_id)]
     if outside:
         invalid = [{"courseId": key, "outcome": "invalid",
                     "detail": f"Course {key} is outside the scope of source '{source.slug}'"} for key in outside]
         raise _InvalidDeliveryError(invalid[0]["detail"], invalid)
-    # (course, mode) pairs in request order; courses are tracked by position: a key's hash is costly.
-    wanted_modes = list(dict.fromkeys((r.course_key, r.mode) for r in requests if r.mode and r.action == ENROLL))
+    # (course id, mode) pairs, in request order.
+    wanted_modes = list(dict.fromkeys((r.course_id, r.mode) for r in requests if r.mode and r.action == ENROLL))
     try:
         chosen = [select_backend(course_id) for course_id in course_ids]
-        backends = dict(zip(course_keys, chosen, strict=True))
-        exists, supported = [False] * len(course_keys), set()
+        backends = dict(zip(course_ids, chosen, strict=True))
+        existing, supported = set(), set()
         for backend in {id(b): b for b in chosen if b is not None}.values():
-            mine = [position for position, other in enumerate(chosen) if other is backend]
-            found, offered = _ask_backend(backend, [(course_ids[position], course_keys[position]) for position in mine],
+            mine = [course_id for course_id, other in zip(course_ids, chosen, strict=True) if other is backend]
+            found, offered = _ask_backend(backend, courses, mine,
                                           {pair for pair in wanted_modes if backends[pair[0]] is backend}, recent)
-            for position, flag in zip(mine, found, strict=True):
-                exists[position] = flag
+            existing |= found
             supported |= offered
     except (BackendError, RegistryError, OperationalError) as exc:
         # Transient, or a configuration the operator must fix: either way a later
@@ -467,52 +470,55 @@ def _validate(requests, source, recent=False):
         raise _UnavailableError("The LMS cannot be reached now; retry later",
                                 getattr(exc, "retry_after", None)) from None
     invalid = []
-    for course_key, backend, found in zip(course_keys, chosen, exists, strict=True):
+    for course_id, backend in zip(course_ids, chosen, strict=True):
         problem = None
         if backend is None:
-            problem = f"No LMS is configured for course {course_key}"
-        elif not found:
-            problem = f"Course {course_key} does not exist"
+            problem = f"No LMS is configured for course {course_id}"
+        elif course_id not in existing:
+            problem = f"Course {course_id} does not exist"
         if problem:
-            invalid.append({"courseId": str(course_key), "outcome": "invalid", "detail": problem})
+            invalid.append({"courseId": course_id, "outcome": "invalid", "detail": problem})
     reported = {item["courseId"] for item in invalid}
-    for course_key, mode in wanted_modes:
-        if str(course_key) not in reported and (course_key, mode) not in supported:
-            invalid.append({"courseId": str(course_key), "outcome": "invalid",
-                            "detail": f"Course {course_key} does not offer mode '{mode}'"})
+    for course_id, mode in wanted_modes:
+        if course_id not in reported and (course_id, mode) not in supported:
+            invalid.append({"courseId": course_id, "outcome": "invalid",
+                            "detail": f"Course {course_id} does not offer mode '{mode}'"})
     if invalid:
         raise _InvalidDeliveryError(invalid[0]["detail"], invalid)
     return backends
 
 
-def _ask_backend(backend, courses, modes, recent):
+def _ask_backend(backend, keys, course_ids, modes, recent):
     """
-    Which of ``courses`` ((id, key) pairs) exist, and which (course key, mode)
-    pairs of ``modes`` the backend offers: one ``existing_courses`` and one
-    ``supported_modes`` call at most; with ``recent``, only about what it did not
-    find in the last minute (kept by course id, and by (key, mode)).
+    Which of ``course_ids`` exist, and which (course id, mode) pairs of ``modes``
+    the backend offers: one ``existing_courses`` and one ``supported_modes`` call
+    at most; with ``recent``, only about what it did not find in the last minute.
+
+    Arguments:
+        keys (dict): the delivery's course keys, by course id.
 
     Returns:
-        tuple[list[bool], set]: a flag per course, the pairs offered.
+        tuple[set, set]: the course ids that exist, the (course id, mode) pairs offered.
     """
     memo = backend.found_recently if recent else None
-    found = [memo.get(course_id) is True for course_id, _ in courses] if recent else [False] * len(courses)
+    found = {course_id for course_id in course_ids if memo.get(course_id) is True} if recent else set()
     offered = {pair for pair in modes if memo.get(pair) is True} if recent else set()
-    ask = [position for position, known in enumerate(found) if not known]
+    ask = [course_id for course_id in course_ids if course_id not in found]
     if ask:
-        existing = backend.existing_courses([courses[position][1] for position in ask])
-        for position in ask:
-            course_id, course_key = courses[position]
-            if course_key in existing:
-                found[position] = True
+        existing = backend.existing_courses([keys[course_id] for course_id in ask])
+        for course_id in ask:
+            if keys[course_id] in existing:
+                found.add(course_id)
                 if recent:
                     memo.put(course_id, True)
-    if modes - offered:
-        newly = backend.supported_modes(modes - offered) & modes
-        offered |= newly
-        if recent:
-            for pair in newly:
-                memo.put(pair, True)
+    ask_modes = modes - offered
+    if ask_modes:
+        answer = backend.supported_modes({(keys[course_id], mode) for course_id, mode in ask_modes})
+        for course_id, mode in ask_modes:
+            if (keys[course_id], mode) in answer:
+                offered.add((course_id, mode))
+                if recent:
+                    memo.put((course_id, mode), True)
     return found, offered
 
 
@@ -574,7 +580,7 @@ def _prepare(delivery, source, fresh, requests=None):
                 delivery=delivery, course_id=request.course_id, email=request.email,
                 learner_key=learner_key_for(request.email), action=request.action,
                 mode=(answer.mode if answer is not None and answer.mode else request.mode) or "",
-                backend=backends[request.course_key].name, chunk=chunk,
+                backend=backends[request.course_id].name, chunk=chunk,
                 outcome=answer.outcome if answer is not None else Outcome.PENDING,
                 detail=storable_text(answer.detail) if answer is not None else "",
                 attempts=1 if answer is not None else 0,
@@ -601,10 +607,10 @@ def _read_settled(delivery, requests, backends, indexes, context):
     """
     by_backend = defaultdict(list)
     for index in indexes:
-        by_backend[id(backends[requests[index].course_key])].append(index)
+        by_backend[id(backends[requests[index].course_id])].append(index)
     settled = {}
     for mine in by_backend.values():
-        backend = backends[requests[mine[0]].course_key]
+        backend = backends[requests[mine[0]].course_id]
         try:
             answers = backend.settled([requests[index] for index in mine], context)
         except Exception as exc:  # pylint: disable=broad-except
@@ -674,7 +680,7 @@ def _apply(plan, indexes, local):
     retry_after = 0
     for index in indexes:
         request = plan.requests[index]
-        backend = plan.backends.get(request.course_key)
+        backend = plan.backends.get(request.course_id)
         outcome, detail, wait = _change(plan, request, backend, local)
         retry_after = max(retry_after, wait or 0)
         plan.outcomes[index] = (outcome, detail)

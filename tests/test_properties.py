@@ -83,6 +83,52 @@ def test_strict_json_reads_what_json_writes(value):
     assert strict_json.loads(text.encode()) == json.loads(text)
 
 
+# JSON values whose strings may hold surrogates (alone or paired) and that may nest deep.
+SURROGATE_TEXT = st.text(st.characters(codec=None, categories=["Cs", "Ll", "Nd"]), max_size=6)
+AWKWARD_JSON = st.recursive(
+    st.none() | st.integers(0, 9) | SURROGATE_TEXT,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(SURROGATE_TEXT, children, max_size=3),
+    max_leaves=60,
+)
+
+
+def _walked_verdict(text):
+    """What a full walk over every parsed value says: the reference the fast path must agree with."""
+    try:
+        value = json.loads(text)
+    except (RecursionError, ValueError):
+        return "error"
+    try:
+        strict_json._check_tree(value, strict_json.MAX_DEPTH)  # pylint: disable=protected-access
+    except strict_json.StrictJSONError:
+        return "error"
+    return "ok"
+
+
+@settings(max_examples=400)
+@given(value=AWKWARD_JSON, ascii_only=st.booleans(), as_bytes=st.booleans())
+def test_strict_json_refuses_exactly_what_a_walk_over_every_value_refuses(value, ascii_only, as_bytes):
+    """
+    Expected behavior: the reader skips its walk over the values only when the text
+    shows it needs none; whether it escapes surrogates or not, given as text or as
+    bytes, its verdict is the full walk's.
+    """
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    if as_bytes:
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            return  # a raw surrogate cannot arrive as UTF-8 bytes
+    else:
+        data = text
+    try:
+        strict_json.loads(data)
+        verdict = "ok"
+    except strict_json.StrictJSONError:
+        verdict = "error"
+    assert verdict == _walked_verdict(text)
+
+
 @pytest.mark.django_db
 @settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payload=st.one_of(

@@ -296,7 +296,7 @@ class EnrollmentBackend:
     @cached_property
     def found_recently(self):
         """
-        Courses (by id) and ``(CourseKey, mode)`` pairs this backend found to
+        Course ids and ``(course id, mode)`` pairs this backend found to
         exist in the last minute, in this process: the async acknowledgement asks
         only about the others. Never what does not exist.
         """
