@@ -62,7 +62,7 @@ from .models import (
     learner_key_for,
 )
 from .monitoring import record_delivery
-from .registry import RegistryError, get_all_backends, select_backend
+from .registry import RegistryError, get_all_backends, select_backends
 from .results import ACCEPTED, IN_PROGRESS, REPLAY, UNAVAILABLE, DeliveryResult, PairResult
 from .serializers import parse_course_key
 
@@ -283,10 +283,8 @@ def process_chunk(delivery_id, number, final=False, task_id=""):
     local = _all_local()
     retry_after = 0
     try:
-        backends = {}
-        for request in requests:
-            if request.course_id not in backends:
-                backends[request.course_id] = select_backend(request.course_id)
+        course_ids = list(dict.fromkeys(request.course_id for request in requests))
+        backends = dict(zip(course_ids, select_backends(course_ids), strict=True))
     except RegistryError:
         backends = {}
     plan = _Plan(delivery, requests, backends, _context(delivery, source), {}, [])
@@ -445,7 +443,8 @@ def _validate(requests, source, recent=False):
     for request in requests:
         courses.setdefault(request.course_id, request.course_key)
     course_ids = list(courses)
-    outside = [course_id for course_id in course_ids if not source.allows_course(course_id)]
+    outside = [] if source.courses is None else [
+        course_id for course_id in course_ids if not source.allows_course(course_id)]
     if outside:
         invalid = [{"courseId": key, "outcome": "invalid",
                     "detail": f"Course {key} is outside the scope of source '{source.slug}'"} for key in outside]
@@ -453,7 +452,7 @@ def _validate(requests, source, recent=False):
     # (course id, mode) pairs, in request order.
     wanted_modes = list(dict.fromkeys((r.course_id, r.mode) for r in requests if r.mode and r.action == ENROLL))
     try:
-        chosen = [select_backend(course_id) for course_id in course_ids]
+        chosen = select_backends(course_ids)
         backends = dict(zip(course_ids, chosen, strict=True))
         existing, supported = set(), set()
         for backend in {id(b): b for b in chosen if b is not None}.values():
@@ -501,8 +500,8 @@ def _ask_backend(backend, keys, course_ids, modes, recent):
         tuple[set, set]: the course ids that exist, the (course id, mode) pairs offered.
     """
     memo = backend.found_recently if recent else None
-    found = {course_id for course_id in course_ids if memo.get(course_id) is True} if recent else set()
-    offered = {pair for pair in modes if memo.get(pair) is True} if recent else set()
+    found = memo.found(course_ids) if recent else set()
+    offered = memo.found(modes) if recent else set()
     ask = [course_id for course_id in course_ids if course_id not in found]
     if ask:
         existing = backend.existing_courses([keys[course_id] for course_id in ask])

@@ -50,6 +50,9 @@ def config_from_setting(entry):
 def _load():
     """Build (once per process) the list of (compiled selector, backend instance)."""
     global _loaded  # pylint: disable=global-statement
+    loaded = _loaded
+    if loaded is not None:  # built: read without the lock
+        return loaded
     with _lock:
         if _loaded is None:
             entries = get_setting("LMS_BRIDGE_BACKENDS")
@@ -99,11 +102,22 @@ def select_backend(course_id):
     Raises:
         RegistryError: the setting is unusable.
     """
-    text = str(course_id)
-    for selector, backend in _load():
-        if selector.match(text):
-            return backend
-    return None
+    return select_backends([course_id])[0]
+
+
+def select_backends(course_ids):
+    """
+    ``select_backend`` for each of ``course_ids``, in one go.
+
+    Returns:
+        list[EnrollmentBackend | None]: in the order of ``course_ids``.
+    """
+    loaded = _load()
+    chosen = []
+    for course_id in course_ids:
+        text = str(course_id)
+        chosen.append(next((backend for selector, backend in loaded if selector.match(text)), None))
+    return chosen
 
 
 def get_all_backends():

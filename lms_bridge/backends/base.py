@@ -175,6 +175,11 @@ class DeliveryMemo:
         entry = self._entries.pop(key, None) if pop else self._entries.get(key)
         return entry[1] if entry and entry[0] >= time.monotonic() else self.MISSING
 
+    def found(self, keys):
+        """The set of ``keys`` kept, unexpired, with the value True."""
+        now, entries = time.monotonic(), self._entries
+        return {key for key in keys if (entry := entries.get(key)) is not None and entry[0] >= now and entry[1] is True}
+
     def purge(self):
         """Forget the expired entries."""
         now = time.monotonic()
