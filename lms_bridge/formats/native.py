@@ -27,10 +27,7 @@ class LmsBridgeFormat(PayloadFormat):
             errors = exc.detail
             # lernito's answers: one line for a bad course id, else the errors by field.
             raise InvalidPayloadError(first_error_message(errors) or errors, errors=errors) from None
-        return self.check_pairs([
-            EnrollmentRequest(
-                email=data["email"], course_key=course_key, action=data["action"], mode=data.get("mode") or None,
-                username=data.get("username", ""), first_name=data.get("name", ""), last_name=data.get("family", ""),
-            )
-            for course_key in data["courseIds"]
-        ])
+        learner = {"email": data["email"], "action": data["action"], "mode": data.get("mode") or None,
+                   "username": data.get("username", ""), "first_name": data.get("name", ""),
+                   "last_name": data.get("family", "")}
+        return self.check_pairs([EnrollmentRequest(course_key=key, **learner) for key in data["courseIds"]])
