@@ -118,15 +118,28 @@ class CourseKeyField(StrictCharField):
         return str(value)
 
 
+@functools.lru_cache(maxsize=PARSED_KEYS_KEPT)
+def _is_canonical(text):
+    """True when the valid id ``text`` is its key's own text (then no other text names that course)."""
+    return str(parse_course_key(text)) == text
+
+
 class CourseKeyListField(serializers.ListField):
     """
     A list of course run keys. A list of valid ids (the usual case) is checked in
     one pass; any other goes through DRF's ListField, so that every error is
     reported exactly as DRF reports it (by position).
+
+    Arguments:
+        unique (bool): refuse a course listed twice ("Duplicate course id"),
+            after the list's own checks (its length).
     """
 
-    def __init__(self, **kwargs):
+    default_error_messages = {"duplicate": "Duplicate course id: {value}"}
+
+    def __init__(self, unique=False, **kwargs):
         super().__init__(child=CourseKeyField(max_length=255), **kwargs)
+        self.unique = unique
 
     def to_internal_value(self, data):
         if isinstance(data, list) and data:
@@ -144,6 +157,20 @@ class CourseKeyListField(serializers.ListField):
                 return keys
         return super().to_internal_value(data)
 
+    def run_validation(self, data=empty):
+        keys = super().run_validation(data)
+        if self.unique and keys:
+            texts = [item.strip() for item in data]  # every item is a valid id by now
+            # Distinct canonical texts name distinct courses: no key needs turning into text again.
+            if len(set(texts)) < len(texts) or not all(map(_is_canonical, texts)):
+                seen = set()
+                for key in keys:
+                    text = str(key)
+                    if text in seen:
+                        self.fail("duplicate", value=text)
+                    seen.add(text)
+        return keys
+
 
 class WebhookPayloadSerializer(serializers.Serializer):  # pylint: disable=abstract-method
     """The body of an enrollment webhook."""
@@ -153,6 +180,7 @@ class WebhookPayloadSerializer(serializers.Serializer):  # pylint: disable=abstr
     name = StrictCharField(required=False, allow_blank=True, max_length=255)
     family = StrictCharField(required=False, allow_blank=True, max_length=255)
     courseIds = CourseKeyListField(  # noqa: N815 (the lernito field name)
+        unique=True,
         min_length=1,
         max_length=MAX_COURSES,
         allow_empty=False,
@@ -162,16 +190,6 @@ class WebhookPayloadSerializer(serializers.Serializer):  # pylint: disable=abstr
         MODE_REGEX, required=False, allow_null=True, max_length=100,
         error_messages={"invalid": "Must be a course mode slug such as 'audit' or 'verified'."},
     )
-
-    def validate_courseIds(self, value):  # noqa: N802  pylint: disable=invalid-name
-        """Refuse a course listed twice: the sender's intent would be ambiguous."""
-        seen = set()
-        for key in value:
-            text = str(key)
-            if text in seen:
-                raise serializers.ValidationError(f"Duplicate course id: {text}")
-            seen.add(text)
-        return value
 
     def validate_email(self, value):
         """Trim surrounding white space; keep the case (matching ignores it)."""

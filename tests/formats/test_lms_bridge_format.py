@@ -29,6 +29,11 @@ class TestLmsBridgeFormat(PayloadFormatContract):
         ({"email": "ada@example.com", "courseIds": [DEMO, "  "]}, {}, "courseIds: This field may not be blank."),
         ({"email": "ada@example.com", "courseIds": DEMO}, {}, "courseIds: Expected a list of items"),
         ({"email": "ada@example.com", "courseIds": [DEMO, DEMO]}, {}, "Duplicate course id"),
+        ({"email": "ada@example.com", "courseIds": [OTHER, DEMO, f" {DEMO} "]}, {}, f"Duplicate course id: {DEMO}"),
+        # The list's own checks come first: its length, then each id, then duplicates.
+        ({"email": "ada@example.com", "courseIds": [f"course-v1:O+C{n}+R" for n in range(100)] + ["course-v1:O+C1+R"]},
+         {}, "no more than 100 elements"),
+        ({"email": "ada@example.com", "courseIds": [DEMO, DEMO, "nope"]}, {}, "Invalid course key format: nope"),
         # A content library's key is a CourseKey too, but nobody enrolls in a library.
         ({"email": "ada@example.com", "courseIds": ["library-v1:Org+Lib"]}, {}, "Invalid course key format"),
         ({"email": "ada@example.com", "courseIds": ["course-v1:Org+Course+" + "r" * 250]}, {}, "no more than 255"),
