@@ -67,14 +67,18 @@ def follow(browser, element):
     """Click what leads to another page, and wait until that page replaced this one.
 
     The admin's pages share their ids (#content, #result_list): a lookup straight after the click can
-    otherwise find the page being left, and the element goes stale under the test.
+    otherwise find the page being left, and the element goes stale under the test. The page being left
+    is marked in its window object, which a new document does not have. (Waiting for the clicked element
+    to go stale is not enough: Chromium may answer "node does not belong to the document" meanwhile.)
     """
     # pylint: disable=import-outside-toplevel
-    from selenium.webdriver.support import expected_conditions
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    browser.execute_script("window.lmsbLeaving = true;")
     element.click()
-    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(element))
+    WebDriverWait(browser, 20, ignored_exceptions=(WebDriverException,)).until(
+        lambda driver: driver.execute_script("return !window.lmsbLeaving && document.readyState === 'complete';"))
 
 
 def log_in(browser, live_server, username, password, next_url):
