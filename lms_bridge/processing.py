@@ -283,8 +283,7 @@ def process_chunk(delivery_id, number, final=False, task_id=""):
     local = _all_local()
     retry_after = 0
     try:
-        course_ids = list(dict.fromkeys(request.course_id for request in requests))
-        backends = dict(zip(course_ids, select_backends(course_ids), strict=True))
+        backends = select_backends(request.course_id for request in requests)
     except RegistryError:
         backends = {}
     plan = _Plan(delivery, requests, backends, _context(delivery, source), {}, [])
@@ -442,9 +441,8 @@ def _validate(requests, source, recent=False):
     courses = {}
     for request in requests:
         courses.setdefault(request.course_id, request.course_key)
-    course_ids = list(courses)
     outside = [] if source.courses is None else [
-        course_id for course_id in course_ids if not source.allows_course(course_id)]
+        course_id for course_id in courses if not source.allows_course(course_id)]
     if outside:
         invalid = [{"courseId": key, "outcome": "invalid",
                     "detail": f"Course {key} is outside the scope of source '{source.slug}'"} for key in outside]
@@ -452,11 +450,10 @@ def _validate(requests, source, recent=False):
     # (course id, mode) pairs, in request order.
     wanted_modes = list(dict.fromkeys((r.course_id, r.mode) for r in requests if r.mode and r.action == ENROLL))
     try:
-        chosen = select_backends(course_ids)
-        backends = dict(zip(course_ids, chosen, strict=True))
+        backends = select_backends(courses)
         existing, supported = set(), set()
-        for backend in {id(b): b for b in chosen if b is not None}.values():
-            mine = [course_id for course_id, other in zip(course_ids, chosen, strict=True) if other is backend]
+        for backend in {id(b): b for b in backends.values() if b is not None}.values():
+            mine = [course_id for course_id, other in backends.items() if other is backend]
             found, offered = _ask_backend(backend, courses, mine,
                                           {pair for pair in wanted_modes if backends[pair[0]] is backend}, recent)
             existing |= found
@@ -469,7 +466,7 @@ def _validate(requests, source, recent=False):
         raise _UnavailableError("The LMS cannot be reached now; retry later",
                                 getattr(exc, "retry_after", None)) from None
     invalid = []
-    for course_id, backend in zip(course_ids, chosen, strict=True):
+    for course_id, backend in backends.items():
         problem = None
         if backend is None:
             problem = f"No LMS is configured for course {course_id}"

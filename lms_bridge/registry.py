@@ -102,22 +102,20 @@ def select_backend(course_id):
     Raises:
         RegistryError: the setting is unusable.
     """
-    return select_backends([course_id])[0]
+    text = str(course_id)
+    return select_backends([text])[text]
 
 
 def select_backends(course_ids):
     """
-    ``select_backend`` for each of ``course_ids``, in one go.
+    ``select_backend`` for each of ``course_ids`` (text), in one go.
 
     Returns:
-        list[EnrollmentBackend | None]: in the order of ``course_ids``.
+        dict[str, EnrollmentBackend | None]: by course id, each once, in the order given.
     """
     loaded = _load()
-    chosen = []
-    for course_id in course_ids:
-        text = str(course_id)
-        chosen.append(next((backend for selector, backend in loaded if selector.match(text)), None))
-    return chosen
+    return {course_id: next((backend for selector, backend in loaded if selector.match(course_id)), None)
+            for course_id in dict.fromkeys(course_ids)}
 
 
 def get_all_backends():

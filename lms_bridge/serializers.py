@@ -104,6 +104,19 @@ class CourseKeyField(StrictCharField):
         self.validators = [validator for validator in self.validators
                            if not isinstance(validator, ProhibitSurrogateCharactersValidator)]
 
+    def valid_key(self, data):
+        """
+        The key of ``data`` when it is a valid id (the usual case), checked without
+        DRF's generic steps; None for anything else (``run_validation`` says why).
+        """
+        text = data.strip() if isinstance(data, str) else ""
+        if not text or len(text) > self.max_length:
+            return None
+        try:
+            return parse_course_key(text)
+        except InvalidKeyError:
+            return None
+
     def run_validation(self, data=empty):
         text = super().run_validation(data)
         if text is None:
@@ -143,16 +156,12 @@ class CourseKeyListField(serializers.ListField):
 
     def to_internal_value(self, data):
         if isinstance(data, list) and data:
-            longest = self.child.max_length
             keys = []
             for item in data:
-                text = item.strip() if isinstance(item, str) else ""
-                if not text or len(text) > longest:
+                key = self.child.valid_key(item)
+                if key is None:
                     break
-                try:
-                    keys.append(parse_course_key(text))
-                except InvalidKeyError:
-                    break
+                keys.append(key)
             else:
                 return keys
         return super().to_internal_value(data)
