@@ -22,6 +22,7 @@ worker is lost, and calls the same processing code as the webhook view.
 A broker that is down loses nothing: a delivery is recorded before it is
 queued, a failed publish is logged, and the sweeper queues it again.
 """
+import contextlib
 import logging
 import os
 import threading
@@ -115,13 +116,47 @@ _publisher = _Publisher()
 
 def _publish(task, args, countdown=None):
     """Publish one task message (a short retry on a lost connection); raises when the broker cannot take it."""
+    options = _options(countdown)
+    producer = _publisher.get(task.app)
+    # The task's queue is declared on the first publish over a connection, not on
+    # every one (Celery would bind and look up a copy of it each time). The mark
+    # lives in the connection's own set of declared entities, which kombu empties
+    # when it reconnects: then the next publish declares again.
+    declared = producer.connection.declared_entities
+    mark = ("lms_bridge", task.name, options.get("queue"))
+    if mark in declared:
+        options["declare"] = []
     try:
         # argsrepr: the ids as they are, instead of Celery's saferepr (ids only: nothing to hide).
-        task.apply_async(args=args, producer=_publisher.get(task.app), argsrepr=repr(args), kwargsrepr="{}",
-                         **_options(countdown))
+        task.apply_async(args=args, producer=producer, argsrepr=repr(args), kwargsrepr="{}", **options)
     except Exception:
         _publisher.forget()
         raise
+    producer.connection.declared_entities.add(mark)
+    _share_publish_client(producer.channel)
+
+
+def _share_publish_client(channel):
+    """
+    kombu's Redis channel builds a new redis-py client, on its one connection pool,
+    for every message it puts; building one (its table of reply callbacks) costs
+    more than the LPUSH it sends. This thread's publishing channel gets one client
+    for all of them, on that same pool. Done once per channel (a channel kombu
+    opens again after losing the broker gets it on its first publish); any other
+    transport is left as it is.
+    """
+    if "_lms_bridge_client" in vars(channel) or not type(channel).__module__.startswith("kombu.transport.redis"):
+        return
+    create_client = getattr(channel, "_create_client", None)
+    if create_client is None or not hasattr(channel, "conn_or_acquire"):
+        return
+    client = channel._lms_bridge_client = create_client()
+
+    @contextlib.contextmanager
+    def conn_or_acquire(given=None):
+        yield given or client
+
+    channel.conn_or_acquire = conn_or_acquire
 
 
 def enqueue_delivery(delivery_id):

@@ -192,6 +192,29 @@ def test_deliveries_while_redis_is_down_are_kept_and_swept(stack):
     assert CourseEnrollment.objects.filter(is_active=True).count() == 28
 
 
+def test_a_broker_restart_between_deliveries_leaves_nothing_for_the_sweeper(stack):
+    """
+    Expected behavior: the web workers keep their broker connection between deliveries; when Redis
+    restarts in between, the next deliveries are still queued at once (the connection is made
+    again), so all are processed with no sweeper run.
+    """
+    make_course(COURSES[0])
+    users = learners(16)
+    stack.worker("w1")
+    before = [post(stack.web, {"learners": [{"email": user.email}], "courseIds": [COURSES[0]]})[0]
+              for user in users[:8]]
+    assert before == [202] * 8
+    assert wait_until(lambda: settled(8), 120), stack.logs()
+    stack.redis.stop()
+    stack.redis.start()
+    after = [post(stack.web, {"learners": [{"email": user.email}], "courseIds": [COURSES[0]]})[0]
+             for user in users[8:]]
+    assert after == [202] * 8
+    assert wait_until(lambda: settled(16), 120), stack.logs()
+    assert WebhookDelivery.objects.filter(status=DeliveryStatus.PROCESSED).count() == 16
+    assert CourseEnrollment.objects.filter(is_active=True).count() == 16
+
+
 @pytest.fixture
 def remote_lms():
     site = FakeOpenEdx()
