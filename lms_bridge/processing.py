@@ -438,9 +438,7 @@ def _validate(requests, source, recent=False):
             raise _InvalidDeliveryError(f"Source '{source.slug}' may not {action} learners")
     # Courses are tracked by id (text) and position: an opaque key's hash reads six of its
     # attributes each time, and equal keys have equal ids.
-    courses = {}
-    for request in requests:
-        courses.setdefault(request.course_id, request.course_key)
+    courses = {request.course_id: request.course_key for request in requests}  # equal ids: equal keys
     outside = [] if source.courses is None else [
         course_id for course_id in courses if not source.allows_course(course_id)]
     if outside:

@@ -47,8 +47,27 @@ def config_from_setting(entry):
     )
 
 
+#: course ids whose backend a process remembers (past that, the selectors are matched each time)
+KNOWN_COURSES = 10_000
+
+
+class _Registry:
+    """The built backends in settings order, and the backend each course id was matched to."""
+
+    def __init__(self, entries):
+        self.entries = entries  # [(compiled selector, backend)]
+        self.known = {}
+
+    def match(self, course_id):
+        """The first backend whose selector matches ``course_id`` (or None), remembered."""
+        backend = next((backend for selector, backend in self.entries if selector.match(course_id)), None)
+        if len(self.known) < KNOWN_COURSES:
+            self.known[course_id] = backend
+        return backend
+
+
 def _load():
-    """Build (once per process) the list of (compiled selector, backend instance)."""
+    """Build (once per process) the registry from ``LMS_BRIDGE_BACKENDS``."""
     global _loaded  # pylint: disable=global-statement
     loaded = _loaded
     if loaded is not None:  # built: read without the lock
@@ -58,7 +77,7 @@ def _load():
             entries = get_setting("LMS_BRIDGE_BACKENDS")
             if not isinstance(entries, (list, tuple)):
                 raise RegistryError("LMS_BRIDGE_BACKENDS must be a list")
-            loaded = []
+            built = []
             for entry in entries:
                 try:
                     config = config_from_setting(entry)
@@ -66,8 +85,8 @@ def _load():
                     backend = import_backend_class(config.backend)(config)
                 except (AttributeError, TypeError, re.error, ImportError) as exc:
                     raise RegistryError(f"unusable LMS_BRIDGE_BACKENDS entry: {exc}") from exc
-                loaded.append((selector, backend))
-            _loaded = loaded
+                built.append((selector, backend))
+            _loaded = _Registry(built)
         return _loaded
 
 
@@ -113,8 +132,9 @@ def select_backends(course_ids):
     Returns:
         dict[str, EnrollmentBackend | None]: by course id, each once, in the order given.
     """
-    loaded = _load()
-    return {course_id: next((backend for selector, backend in loaded if selector.match(course_id)), None)
+    registry = _load()
+    known = registry.known
+    return {course_id: known[course_id] if course_id in known else registry.match(course_id)
             for course_id in dict.fromkeys(course_ids)}
 
 
@@ -125,4 +145,4 @@ def get_all_backends():
     Raises:
         RegistryError: the setting is unusable.
     """
-    return [backend for _, backend in _load()]
+    return [backend for _, backend in _load().entries]

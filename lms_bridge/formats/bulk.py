@@ -116,14 +116,13 @@ class BulkFormat(PayloadFormat):
             found = _first_error(exc.detail) or ("", "Invalid body")
             raise InvalidPayloadError(f"{found[0]}: {found[1]}" if found[0] else found[1], errors=exc.detail) from None
         if shapes == ["learners"]:
-            requests = [
-                EnrollmentRequest(
-                    email=learner["email"].strip(), course_key=course_key, action=data["action"],
+            requests = []
+            for learner in data["learners"]:
+                requests += EnrollmentRequest.for_courses(
+                    data["courseIds"], email=learner["email"].strip(), action=data["action"],
                     mode=data.get("mode") or None, username=learner.get("username", ""),
                     first_name=learner.get("name", ""), last_name=learner.get("family", ""),
                 )
-                for learner in data["learners"] for course_key in data["courseIds"]
-            ]
         else:
             requests = [
                 EnrollmentRequest(email=pair["email"].strip(), course_key=pair["courseId"], action=pair["action"],

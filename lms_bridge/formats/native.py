@@ -30,4 +30,4 @@ class LmsBridgeFormat(PayloadFormat):
         learner = {"email": data["email"], "action": data["action"], "mode": data.get("mode") or None,
                    "username": data.get("username", ""), "first_name": data.get("name", ""),
                    "last_name": data.get("family", "")}
-        return self.check_pairs([EnrollmentRequest(course_key=key, **learner) for key in data["courseIds"]])
+        return self.check_pairs(EnrollmentRequest.for_courses(data["courseIds"], **learner))

@@ -7,6 +7,8 @@ must name, ignored ones, and a body of ``n`` pairs (for the limits). Formats
 know nothing of HTTP or the database: these tests have no database access, so
 a format that queried one would fail here.
 """
+import copy
+import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -55,6 +57,17 @@ class PayloadFormatContract:
             assert all(isinstance(request.course_key, CourseKey) for request in requests)
             got = [(r.email, str(r.course_key), r.action, r.mode) for r in requests]
             assert got == expected, body
+
+    def test_requests_are_immutable_values_like_those_built_one_at_a_time(self):
+        for body, headers, _ in self.valid_cases:
+            for request in self.parse(body, headers):
+                given = {item.name: getattr(request, item.name) for item in dataclasses.fields(request) if item.init}
+                twin = EnrollmentRequest(**given)
+                assert (request, hash(request), repr(request)) == (twin, hash(twin), repr(twin))
+                assert request.course_id == twin.course_id == str(request.course_key)
+                assert copy.deepcopy(request) == request == copy.copy(request)
+                with pytest.raises(dataclasses.FrozenInstanceError):
+                    request.email = "someone-else@example.com"
 
     def test_each_invalid_body_names_its_field(self):
         assert self.invalid_cases, "a format needs invalid cases"
