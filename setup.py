@@ -4,7 +4,7 @@ Package metadata for lms-bridge.
 import os
 import re
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 HERE = os.path.abspath(os.path.dirname(__file__))
 
@@ -59,8 +59,9 @@ setup(
     long_description=README + "\n\n" + CHANGELOG,
     long_description_content_type="text/x-rst",
     author="The lms_bridge team",
-    license="AGPL-3.0-or-later",  # SPDX
-    packages=find_packages(include=["lms_bridge", "lms_bridge.*"]),
+    license_expression="AGPL-3.0-or-later",  # SPDX (PEP 639)
+    # Namespace finding lists the template directories too (data, not Python).
+    packages=find_namespace_packages(include=["lms_bridge", "lms_bridge.*"], exclude=["*.__pycache__"]),
     include_package_data=True,
     install_requires=load_requirements("requirements/base.in"),
     # Inside Open edX the LMS already has Celery; elsewhere, for MODE async/auto.
@@ -79,7 +80,6 @@ setup(
         "Framework :: Django :: 4.2",
         "Framework :: Django :: 5.2",
         "Intended Audience :: Developers",
-        "License :: OSI Approved :: GNU Affero General Public License v3 or later (AGPLv3+)",
         "Natural Language :: English",
         "Programming Language :: Python :: 3",
         "Programming Language :: Python :: 3.11",
