@@ -122,9 +122,9 @@ def _publish(task, args, countdown=None):
     # every one (Celery would bind and look up a copy of it each time). The mark
     # lives in the connection's own set of declared entities, which kombu empties
     # when it reconnects: then the next publish declares again.
-    declared = producer.connection.declared_entities
     mark = ("lms_bridge", task.name, options.get("queue"))
-    if mark in declared:
+    declared = mark in producer.connection.declared_entities
+    if declared:
         options["declare"] = []
     try:
         # argsrepr: the ids as they are, instead of Celery's saferepr (ids only: nothing to hide).
@@ -132,7 +132,10 @@ def _publish(task, args, countdown=None):
     except Exception:
         _publisher.forget()
         raise
-    producer.connection.declared_entities.add(mark)
+    # Marked when this publish declared it; one that did not, on a connection kombu
+    # made again meanwhile, leaves the (emptied) set as it is: the next one declares.
+    if not declared:
+        producer.connection.declared_entities.add(mark)
     _share_publish_client(producer.channel)
 
 
