@@ -153,11 +153,11 @@ def _share_publish_client(channel):
     create_client = getattr(channel, "_create_client", None)
     if create_client is None or not hasattr(channel, "conn_or_acquire"):
         return
-    client = channel._lms_bridge_client = create_client()
+    shared = channel._lms_bridge_client = create_client()
 
     @contextlib.contextmanager
-    def conn_or_acquire(given=None):
-        yield given or client
+    def conn_or_acquire(client=None):  # kombu's signature: some callers name the argument
+        yield client or shared
 
     channel.conn_or_acquire = conn_or_acquire
 

@@ -15,6 +15,7 @@ from common.djangoapps.student.models import CourseEnrollment, ManualEnrollmentA
 from django.contrib.auth import get_user_model
 from django.db import connection
 
+from lms_bridge import tasks
 from lms_bridge.models import SUCCESSFUL_OUTCOMES, DeliveryChunk, DeliveryStatus, EnrollmentOperation, WebhookDelivery
 
 from .conftest import make_course
@@ -190,6 +191,34 @@ def test_deliveries_while_redis_is_down_are_kept_and_swept(stack):
     assert wait_until(lambda: settled(28), 120), stack.logs()
     assert WebhookDelivery.objects.filter(status=DeliveryStatus.PROCESSED).count() == 28
     assert CourseEnrollment.objects.filter(is_active=True).count() == 28
+
+
+def test_a_channel_given_the_shared_publish_client_still_does_all_a_redis_channel_does(redis_server):
+    """
+    Expected behavior: the web worker's publishing channel (one redis-py client for all its
+    messages, in place of kombu's one per message) declares, publishes, counts, reads, purges and
+    deletes as kombu's own channel does, on a real Redis. (The live tests above run it in place.)
+    """
+    # pylint: disable=import-outside-toplevel
+    from kombu import Connection, Exchange, Producer, Queue
+    from kombu.exceptions import ChannelError
+
+    redis_server.flush()
+    with Connection(redis_server.url) as broker:
+        channel = broker.channel()
+        tasks._share_publish_client(channel)  # pylint: disable=protected-access
+        assert "conn_or_acquire" in vars(channel)
+        queue = Queue("lms-bridge-probe", Exchange("lms-bridge-probe"), routing_key="lms-bridge-probe")(channel)
+        producer = Producer(channel)
+        for number in (1, 2, 3):
+            producer.publish({"n": number}, exchange=queue.exchange, routing_key="lms-bridge-probe", declare=[queue])
+        assert queue.queue_declare(passive=True).message_count == 3
+        message = queue.get(no_ack=True)
+        assert message.payload == {"n": 1}
+        assert queue.purge() == 2
+        queue.delete()
+        with pytest.raises(ChannelError):  # gone
+            queue.queue_declare(passive=True)
 
 
 def test_a_broker_restart_between_deliveries_leaves_nothing_for_the_sweeper(stack):
