@@ -45,13 +45,13 @@ class EnrollmentRequest:
                              first_name=first_name, last_name=last_name, course_id=str(course_key))
 
     @classmethod
-    def for_courses(cls, course_keys, email, action=ENROLL, mode=None, username="", first_name="", last_name=""):
+    def for_courses(cls, course_keys, email, **details):
         """
         One request per course of ``course_keys`` for one learner, in order (what
-        ``[EnrollmentRequest(email, key, ...) for key in course_keys]`` gives, built faster).
+        ``[EnrollmentRequest(email, key, **details) for key in course_keys]`` gives,
+        built faster: the learner's fields are worked out once).
         """
-        learner = {"email": email, "action": action, "mode": mode, "username": username,
-                   "first_name": first_name, "last_name": last_name}
+        learner = vars(cls(email, None, **details))
         new = object.__new__
         requests = []
         for course_key in course_keys:

@@ -27,7 +27,7 @@ class LmsBridgeFormat(PayloadFormat):
             errors = exc.detail
             # lernito's answers: one line for a bad course id, else the errors by field.
             raise InvalidPayloadError(first_error_message(errors) or errors, errors=errors) from None
-        learner = {"email": data["email"], "action": data["action"], "mode": data.get("mode") or None,
-                   "username": data.get("username", ""), "first_name": data.get("name", ""),
-                   "last_name": data.get("family", "")}
-        return self.check_pairs(EnrollmentRequest.for_courses(data["courseIds"], **learner))
+        return self.check_pairs(EnrollmentRequest.for_courses(
+            data["courseIds"], email=data["email"], action=data["action"], mode=data.get("mode") or None,
+            username=data.get("username", ""), first_name=data.get("name", ""), last_name=data.get("family", ""),
+        ))
