@@ -49,18 +49,55 @@ def validate(serializer_class, data):
     return shared_serializer(serializer_class).run_validation(data)
 
 
-@functools.lru_cache(maxsize=PARSED_KEYS_KEPT)
+# Course ids as text, in a key's field (what the database column holds).
+MAX_COURSE_ID_CHARS = 255
+# Parsed course ids: text -> key; the canonical ones (a key's own text, within
+# MAX_COURSE_ID_CHARS) -> key; and each kept key's own text, by the key's identity.
+_parsed_keys = {}
+_canonical_keys = {}
+_key_texts = {}
+
+
 def parse_course_key(text):
     """
     The course run key ``text`` names; ``InvalidKeyError`` (not kept) if none.
     Keys are immutable, and a platform's senders name the same few runs over and
-    over: parsed once, each is reused.
+    over: parsed once, each is reused (at most ``PARSED_KEYS_KEPT`` of them).
     """
+    key = _parsed_keys.get(text)
+    if key is not None:
+        return key
     key = CourseKey.from_string(text)
     # Library keys are CourseKeys too, but nobody enrolls in a library.
     if not isinstance(key, CourseLocator):
         raise InvalidKeyError(CourseLocator, text)
+    if len(_parsed_keys) >= PARSED_KEYS_KEPT:
+        _parsed_keys.clear()
+        _canonical_keys.clear()
+        _key_texts.clear()
+    own_text = str(key)
+    # The entry holds the key: no other object can have its id while the entry lasts.
+    _key_texts[id(key)] = (key, own_text)
+    if own_text == text and len(text) <= MAX_COURSE_ID_CHARS:
+        _canonical_keys[text] = key
+    _parsed_keys[text] = key
     return key
+
+
+def course_ids_of(keys):
+    """
+    ``[str(key) for key in keys]``, the course ids, remembered for every key
+    ``parse_course_key`` gave: an opaque key builds its text anew each time (a
+    join of its fields), and every pair of a delivery needs its course's id.
+    """
+    texts = _key_texts
+    return [known[1] if (known := texts.get(id(key))) is not None and known[0] is key else str(key)
+            for key in keys]
+
+
+def course_id_of(key):
+    """``str(key)``, as ``course_ids_of`` gives it."""
+    return course_ids_of((key,))[0]
 
 
 class StrictStringMixin:
@@ -104,19 +141,6 @@ class CourseKeyField(StrictCharField):
         self.validators = [validator for validator in self.validators
                            if not isinstance(validator, ProhibitSurrogateCharactersValidator)]
 
-    def valid_key(self, data):
-        """
-        The key of ``data`` when it is a valid id (the usual case), checked without
-        DRF's generic steps; None for anything else (``run_validation`` says why).
-        """
-        text = data.strip() if isinstance(data, str) else ""
-        if not text or len(text) > self.max_length:
-            return None
-        try:
-            return parse_course_key(text)
-        except InvalidKeyError:
-            return None
-
     def run_validation(self, data=empty):
         text = super().run_validation(data)
         if text is None:
@@ -131,17 +155,12 @@ class CourseKeyField(StrictCharField):
         return str(value)
 
 
-@functools.lru_cache(maxsize=PARSED_KEYS_KEPT)
-def _is_canonical(text):
-    """True when the valid id ``text`` is its key's own text (then no other text names that course)."""
-    return str(parse_course_key(text)) == text
-
-
 class CourseKeyListField(serializers.ListField):
     """
-    A list of course run keys. A list of valid ids (the usual case) is checked in
-    one pass; any other goes through DRF's ListField, so that every error is
-    reported exactly as DRF reports it (by position).
+    A list of course run keys. A list of ids already seen in their canonical form
+    (the usual case: senders name the same runs, as the platform writes them) is
+    checked by lookup; any other goes through DRF's ListField, so that every error
+    is reported exactly as DRF reports it (by position).
 
     Arguments:
         unique (bool): refuse a course listed twice ("Duplicate course id"),
@@ -151,30 +170,24 @@ class CourseKeyListField(serializers.ListField):
     default_error_messages = {"duplicate": "Duplicate course id: {value}"}
 
     def __init__(self, unique=False, **kwargs):
-        super().__init__(child=CourseKeyField(max_length=255), **kwargs)
+        super().__init__(child=CourseKeyField(max_length=MAX_COURSE_ID_CHARS), **kwargs)
         self.unique = unique
 
     def to_internal_value(self, data):
         if isinstance(data, list) and data:
-            keys = []
-            for item in data:
-                key = self.child.valid_key(item)
-                if key is None:
-                    break
-                keys.append(key)
-            else:
-                return keys
+            try:
+                return [_canonical_keys[item] for item in data]
+            except (KeyError, TypeError):  # not a known id as written (or not text): checked in full
+                pass
         return super().to_internal_value(data)
 
     def run_validation(self, data=empty):
         keys = super().run_validation(data)
         if self.unique and keys:
-            texts = [item.strip() for item in data]  # every item is a valid id by now
-            # Distinct canonical texts name distinct courses: no key needs turning into text again.
-            if len(set(texts)) < len(texts) or not all(map(_is_canonical, texts)):
+            # Every item is a valid id by now. Distinct canonical ids name distinct courses.
+            if len(set(data)) < len(data) or not all(map(_canonical_keys.__contains__, data)):
                 seen = set()
-                for key in keys:
-                    text = str(key)
+                for text in course_ids_of(keys):
                     if text in seen:
                         self.fail("duplicate", value=text)
                     seen.add(text)

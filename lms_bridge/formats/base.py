@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from lms_bridge import strict_json
 from lms_bridge.actions import ACTIONS, ENROLL
+from lms_bridge.serializers import course_id_of, course_ids_of
 
 DEFAULT_MAX_PAIRS = 10_000
 
@@ -42,7 +43,7 @@ class EnrollmentRequest:
     # of what acknowledging a delivery of many courses cost.
     def __init__(self, email, course_key, action=ENROLL, mode=None, username="", first_name="", last_name=""):
         self.__dict__.update(email=email, course_key=course_key, action=action, mode=mode, username=username,
-                             first_name=first_name, last_name=last_name, course_id=str(course_key))
+                             first_name=first_name, last_name=last_name, course_id=course_id_of(course_key))
 
     @classmethod
     def for_courses(cls, course_keys, email, **details):
@@ -52,14 +53,15 @@ class EnrollmentRequest:
         built faster: the learner's fields are worked out once).
         """
         learner = vars(cls(email, None, **details))
+        course_keys = list(course_keys)  # any iterable: it is read twice
         new = object.__new__
         requests = []
-        for course_key in course_keys:
+        for course_key, course_id in zip(course_keys, course_ids_of(course_keys), strict=True):
             request = new(cls)
             attributes = request.__dict__
             attributes.update(learner)
             attributes["course_key"] = course_key
-            attributes["course_id"] = str(course_key)
+            attributes["course_id"] = course_id
             requests.append(request)
         return requests
 

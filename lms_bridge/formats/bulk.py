@@ -18,6 +18,7 @@ from rest_framework import serializers
 
 from lms_bridge.actions import ACTIONS, ENROLL
 from lms_bridge.serializers import (
+    MAX_COURSE_ID_CHARS,
     MODE_REGEX,
     CourseKeyField,
     CourseKeyListField,
@@ -45,7 +46,7 @@ class LearnerSerializer(serializers.Serializer):  # pylint: disable=abstract-met
 
 class PairSerializer(serializers.Serializer):  # pylint: disable=abstract-method
     email = StrictEmailField(max_length=254)
-    courseId = CourseKeyField(max_length=255)  # noqa: N815
+    courseId = CourseKeyField(max_length=MAX_COURSE_ID_CHARS)  # noqa: N815
     action = serializers.ChoiceField(choices=ACTIONS, default=ENROLL)
     mode = _mode_field()
 

@@ -53,3 +53,23 @@ class TestLmsBridgeFormat(PayloadFormatContract):
 
     def test_its_senders_expect_the_processed_answer(self):
         assert get_format_class("lms-bridge").default_mode == "sync"
+
+    def test_ids_read_again_from_memory_give_what_they_gave_when_first_parsed(self):
+        # Course ids are parsed once and then looked up (with each key's own text): ids new
+        # to this process, then the same ids, then after far more others than are kept.
+        from lms_bridge.serializers import PARSED_KEYS_KEPT  # pylint: disable=import-outside-toplevel
+
+        fresh = [f"course-v1:Memo+C{n}+Run" for n in range(3)]
+        body = {"email": "ada@example.com", "courseIds": [fresh[0], f" {fresh[1]} ", fresh[2]]}
+        first = self.parse(body)
+        assert [(r.course_id, str(r.course_key)) for r in first] == [(text, text) for text in fresh]
+        assert self.parse(body) == first
+        for start in range(0, PARSED_KEYS_KEPT + 100, 100):
+            self.parse({"email": "ada@example.com",
+                        "courseIds": [f"course-v1:Fill+C{n}+Run" for n in range(start, start + 100)]})
+        again = self.parse(body)
+        assert again == first
+        assert [r.course_id for r in again] == fresh
+        with pytest.raises(InvalidPayloadError) as caught:
+            self.parse({"email": "ada@example.com", "courseIds": [fresh[0], f"{fresh[0]} "]})
+        assert caught.value.message == f"Duplicate course id: {fresh[0]}"
