@@ -51,10 +51,9 @@ def validate(serializer_class, data):
 
 # Course ids as text, in a key's field (what the database column holds).
 MAX_COURSE_ID_CHARS = 255
-# Parsed course ids: text -> key; the canonical ones (a key's own text, within
-# MAX_COURSE_ID_CHARS) -> key; and each kept key's own text, by the key's identity.
+# Parsed course ids (within MAX_COURSE_ID_CHARS): text -> key, and each of those
+# keys' own text, by the key's identity.
 _parsed_keys = {}
-_canonical_keys = {}
 _key_texts = {}
 
 
@@ -71,15 +70,13 @@ def parse_course_key(text):
     # Library keys are CourseKeys too, but nobody enrolls in a library.
     if not isinstance(key, CourseLocator):
         raise InvalidKeyError(CourseLocator, text)
+    if len(text) > MAX_COURSE_ID_CHARS:
+        return key  # longer than any field takes: not remembered
     if len(_parsed_keys) >= PARSED_KEYS_KEPT:
         _parsed_keys.clear()
-        _canonical_keys.clear()
         _key_texts.clear()
-    own_text = str(key)
     # The entry holds the key: no other object can have its id while the entry lasts.
-    _key_texts[id(key)] = (key, own_text)
-    if own_text == text and len(text) <= MAX_COURSE_ID_CHARS:
-        _canonical_keys[text] = key
+    _key_texts[id(key)] = (key, str(key))
     _parsed_keys[text] = key
     return key
 
@@ -157,10 +154,10 @@ class CourseKeyField(StrictCharField):
 
 class CourseKeyListField(serializers.ListField):
     """
-    A list of course run keys. A list of ids already seen in their canonical form
-    (the usual case: senders name the same runs, as the platform writes them) is
-    checked by lookup; any other goes through DRF's ListField, so that every error
-    is reported exactly as DRF reports it (by position).
+    A list of course run keys. A list of ids already parsed, as written (the usual
+    case: senders name the same few runs), is checked by lookup; any other goes
+    through DRF's ListField, so that every error is reported exactly as DRF reports
+    it (by position).
 
     Arguments:
         unique (bool): refuse a course listed twice ("Duplicate course id"),
@@ -176,7 +173,7 @@ class CourseKeyListField(serializers.ListField):
     def to_internal_value(self, data):
         if isinstance(data, list) and data:
             try:
-                return [_canonical_keys[item] for item in data]
+                return [_parsed_keys[item] for item in data]
             except (KeyError, TypeError):  # not a known id as written (or not text): checked in full
                 pass
         return super().to_internal_value(data)
@@ -184,10 +181,10 @@ class CourseKeyListField(serializers.ListField):
     def run_validation(self, data=empty):
         keys = super().run_validation(data)
         if self.unique and keys:
-            # Every item is a valid id by now. Distinct canonical ids name distinct courses.
-            if len(set(data)) < len(data) or not all(map(_canonical_keys.__contains__, data)):
+            texts = course_ids_of(keys)  # the courses' own ids, whatever the sender wrote
+            if len(set(texts)) < len(texts):
                 seen = set()
-                for text in course_ids_of(keys):
+                for text in texts:
                     if text in seen:
                         self.fail("duplicate", value=text)
                     seen.add(text)
