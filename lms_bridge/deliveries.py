@@ -40,6 +40,8 @@ def storable_text(text):
     the stored body parses to exactly what was sent (``body_sha256`` remains
     the hash of the bytes received).
     """
+    if text.isascii():  # the usual body (JSON encoders escape by default); answered without a scan
+        return text
     return OUTSIDE_BMP_RE.sub(_json_escape, text)
 
 

@@ -90,9 +90,11 @@ class WebhookDelivery(models.Model):
     """
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    source = models.CharField(max_length=64, db_index=True)
+    # No index of its own: the unique (source, idempotency_key) index starts with it.
+    source = models.CharField(max_length=64)
+    # Searched in admin by substring (no index serves that); found exactly by idempotency_key.
     event_id = models.CharField(
-        max_length=255, blank=True, default="", db_index=True,
+        max_length=255, blank=True, default="",
         help_text=_("The sender's delivery id (webhook-id), as received."),
     )
     idempotency_key = models.CharField(  # noqa: DJ001 (NULL, unlike "", never collides in the unique index)

@@ -87,7 +87,7 @@ def _tree_needs_walking(text, encodable, max_depth):
     ``max_depth``) or hold a lone surrogate (the text is encodable and escapes none):
     one pass over the text in C instead of a walk over every value.
     """
-    if text.count("[") + text.count("{") > max_depth or _SURROGATE_ESCAPE.search(text):
+    if text.count("[") + text.count("{") > max_depth or ("\\u" in text and _SURROGATE_ESCAPE.search(text)):
         return True
     if not encodable:
         try:
