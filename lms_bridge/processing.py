@@ -20,7 +20,10 @@ The steps:
    in this database, one transaction per batch and a savepoint per pair (the
    change, the LMS's audit row and the outcome commit together, and one pair's
    failure undoes no other's); a remote backend holds no transaction across its
-   HTTP calls. The claim's lease is renewed after every batch.
+   HTTP calls. Each backend prepares a batch in bulk (``EnrollmentBackend.batch``:
+   the in-process one locks the batch's accounts in one statement, in id order),
+   and a batch's outcomes are written together at its end, in its transaction.
+   The claim's lease is renewed after every batch.
 5. *finish*: the delivery's status, whether it may be retried, and its answer.
 
 A delivery of up to ``LMS_BRIDGE_BATCH_PAIRS`` pairs on the in-process backend is
@@ -30,7 +33,7 @@ import logging
 import math
 import random
 from collections import Counter, defaultdict
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -293,14 +296,17 @@ def process_chunk(delivery_id, number, final=False, task_id=""):
         settled = _read_settled(delivery, requests, backends, list(range(len(requests))), plan.context)
     else:
         settled = {}
+    now_settled = []
     for index, request in enumerate(requests):
         answer = settled.get(index)
         if answer is None:
             plan.todo.append(index)
         else:
             plan.outcomes[index] = (answer.outcome, answer.detail)
-            _save_outcome(delivery, request, answer.outcome, answer.detail, "", answer.mode,
-                          backends[request.course_id])
+            now_settled.append(_OutcomeRow(request, answer.outcome, answer.detail, "", answer.mode,
+                                           backends[request.course_id]))
+    if now_settled:
+        _save_outcomes(delivery, now_settled)
     for batch in _batches(plan.todo):
         with transaction.atomic() if local else nullcontext():
             retry_after = max(retry_after, _apply(plan, batch, local) or 0)
@@ -668,32 +674,61 @@ def _apply(plan, indexes, local):
     """
     Change these pairs, each in its own savepoint (local backends), and record each outcome with it.
 
+    Each backend prepares the batch first (``EnrollmentBackend.batch``). With local
+    backends the outcomes are written together at the end, in the batch's transaction:
+    they commit with the changes or not at all, in a few statements instead of one
+    per pair.
+
     Returns:
         int: the longest Retry-After an LMS asked for (0 when none).
     """
     retry_after = 0
+    outcomes = [] if local else None
+    by_backend = defaultdict(list)
     for index in indexes:
-        request = plan.requests[index]
-        backend = plan.backends.get(request.course_id)
-        outcome, detail, wait = _change(plan, request, backend, local)
-        retry_after = max(retry_after, wait or 0)
-        plan.outcomes[index] = (outcome, detail)
+        backend = plan.backends.get(plan.requests[index].course_id)
+        if backend is not None:
+            by_backend[id(backend)].append(index)
+    with ExitStack() as batches:
+        for mine in by_backend.values():
+            backend = plan.backends[plan.requests[mine[0]].course_id]
+            batches.enter_context(backend.batch([plan.requests[index] for index in mine], plan.context))
+        for index in indexes:
+            request = plan.requests[index]
+            backend = plan.backends.get(request.course_id)
+            outcome, detail, wait = _change(plan, request, backend, local, outcomes)
+            retry_after = max(retry_after, wait or 0)
+            plan.outcomes[index] = (outcome, detail)
+    if outcomes:
+        _save_outcomes(plan.delivery, outcomes)
     return retry_after
 
 
-def _change(plan, request, backend, local):
+def _change(plan, request, backend, local, outcomes=None):
     """
     Change one pair and record its outcome: the change, the LMS's audit row and
     the outcome commit together (a savepoint inside the batch's transaction), or
     not at all; a failure is recorded after its savepoint is rolled back.
 
+    Arguments:
+        outcomes (list | None): where to put the outcome, for the caller to write
+            with the batch's; None to write it now.
+
     Returns:
         tuple: (outcome, detail, the seconds an LMS asked to wait or None).
     """
     context = plan.context
+
+    def record(outcome, detail, error, mode, backend):
+        row = _OutcomeRow(request, outcome, detail, error, mode, backend)
+        if outcomes is None:
+            _save_outcomes(plan.delivery, [row])
+        else:
+            outcomes.append(row)
+
     if backend is None:
-        outcome, detail, error, wait = Outcome.RETRY, "No LMS is configured for this course now", "", None
-        _save_outcome(plan.delivery, request, outcome, detail, error, None, None)
+        outcome, detail, wait = Outcome.RETRY, "No LMS is configured for this course now", None
+        record(outcome, detail, "", None, None)
         return outcome, detail, wait
     learner = Learner(email=request.email, username=request.username, first_name=request.first_name,
                       last_name=request.last_name)
@@ -702,9 +737,9 @@ def _change(plan, request, backend, local):
         with transaction.atomic() if local else nullcontext():
             result = backend.set_enrollment(learner, request.course_key, active=request.action == ENROLL,
                                             mode=request.mode, context=context)
-            _save_outcome(plan.delivery, request, result.outcome, result.detail, "", result.mode, backend)
             if result.outcome in CHANGED_OUTCOMES:
                 signals.send_enrollment_changed(plan.delivery, request, result)
+        record(result.outcome, result.detail, "", result.mode, backend)
         return result.outcome, result.detail, None
     except TransientBackendError as exc:
         # A misconfigured backend is transient too: it works once the operator fixes it.
@@ -727,21 +762,48 @@ def _change(plan, request, backend, local):
                   context.delivery, request.course_key, type(exc).__name__, backend.name)
         outcome, detail = Outcome.FAILED, "Unexpected error; support can see it in the audit trail"
         error = f"{type(exc).__name__}: {exc}"
-    _save_outcome(plan.delivery, request, outcome, detail, error, None, backend)
+    record(outcome, detail, error, None, backend)
     return outcome, detail, wait
 
 
-def _save_outcome(delivery, request, outcome, detail, error, mode, backend):  # pylint: disable=too-many-arguments
-    """Store a pair's outcome; texts from an LMS may hold emoji, which a utf8mb3 table cannot."""
-    fields = {"outcome": outcome, "detail": storable_text(detail or ""), "error": storable_text(error or ""),
-              "attempts": F("attempts") + 1, "modified": timezone.now()}
-    if mode:
-        fields["mode"] = mode
-    if backend is not None:
-        fields["backend"] = backend.name
-    EnrollmentOperation.objects.filter(
-        delivery=delivery, learner_key=learner_key_for(request.email), course_id=request.course_id,
-    ).update(**fields)
+@dataclass(frozen=True)
+class _OutcomeRow:
+    """A pair's outcome, to be stored on its operation row."""
+
+    request: EnrollmentRequest
+    outcome: str
+    detail: str
+    error: str
+    mode: str | None
+    backend: object  # EnrollmentBackend | None
+
+
+def _save_outcomes(delivery, rows):
+    """
+    Store pairs' outcomes: one UPDATE per course and outcome (or per learner and
+    outcome, when that is fewer). Texts from an LMS may hold emoji, which a utf8mb3
+    table cannot.
+    """
+    by_course, by_learner = defaultdict(list), defaultdict(list)
+    for row in rows:
+        fields = (row.outcome, storable_text(row.detail or ""), storable_text(row.error or ""), row.mode or "",
+                  row.backend.name if row.backend is not None else "")
+        learner_key = learner_key_for(row.request.email)
+        by_course[(fields, row.request.course_id)].append(learner_key)
+        by_learner[(fields, learner_key)].append(row.request.course_id)
+    per_course = len(by_course) <= len(by_learner)
+    now = timezone.now()
+    for (fields, key), values in (by_course if per_course else by_learner).items():
+        outcome, detail, error, mode, backend = fields
+        changes = {"outcome": outcome, "detail": detail, "error": error, "attempts": F("attempts") + 1,
+                   "modified": now}
+        if mode:
+            changes["mode"] = mode
+        if backend:
+            changes["backend"] = backend
+        where = ({"course_id": key, "learner_key__in": values} if per_course
+                 else {"learner_key": key, "course_id__in": values})
+        EnrollmentOperation.objects.filter(delivery=delivery, **where).update(**changes)
 
 
 # Finishing ------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ The shared contract test suite (``tests/backends/contract.py``) holds every
 backend to this.
 """
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -395,6 +396,23 @@ class EnrollmentBackend:
             list[EnrollmentResult | None]: aligned with ``pairs``.
         """
         return [None] * len(pairs)
+
+    def batch(self, pairs, context=None):  # pylint: disable=unused-argument
+        """
+        A context manager around the ``set_enrollment`` calls of one batch of pairs.
+
+        Processing enters it before changing the batch's pairs and leaves it
+        after the last one (for a ``transactional`` backend, inside the batch's
+        transaction). A backend may prepare the batch in bulk there; the
+        in-process one locks the batch's accounts in one statement. The pairs'
+        changes and outcomes are the same with or without it. The default does
+        nothing.
+
+        Arguments:
+            pairs (list[EnrollmentRequest]): the batch's pairs for this backend.
+            context (OperationContext): where they come from.
+        """
+        return nullcontext()
 
     def get_enrollment(self, email, course_key):
         """

@@ -15,7 +15,9 @@ Options:
         passed (default False, as the LMS's enrollment API does).
 """
 import logging
+import threading
 from collections import defaultdict
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -104,6 +106,8 @@ class OpenEdxBackend(EnrollmentBackend):
         # (delivery, lower-case email) -> user id of the accounts ``settled`` found for pairs
         # it left to set_enrollment: locked by id there, with no second lookup by email.
         self._accounts = DeliveryMemo()
+        # The accounts the current batch of this thread locked (see ``batch``), by id.
+        self._batch = threading.local()
 
     def check(self):
         # A cheap read of the LMS's course table: proves the platform's models are there.
@@ -226,6 +230,32 @@ class OpenEdxBackend(EnrollmentBackend):
                 results.append(EnrollmentResult(Outcome.NOT_ENROLLED) if settled else None)
         return results
 
+    @contextmanager
+    def batch(self, pairs, context=None):
+        """
+        Lock the accounts ``settled`` found for the batch's pairs, in one statement and
+        in id order, for the rest of the transaction the batch runs in.
+
+        ``set_enrollment`` then takes its account from here instead of a locking read
+        of its own, and a learner's pairs share one account object (what the platform
+        loads on it, the profile, is read once per batch). The locks are the ones each
+        pair would take, taken together and in a fixed order: two batches with common
+        learners wait for each other instead of deadlocking. Outside a transaction
+        nothing is locked (each pair then locks in its own).
+        """
+        ids = set()
+        if context is not None and transaction.get_connection().in_atomic_block:
+            ids = {found for request in pairs if (found := self._known_account(context, request.email)) is not None}
+        locked = {}
+        for chunk in _chunks(sorted(ids)):
+            locked.update({user.pk: user for user in
+                           get_user_model().objects.select_for_update().filter(pk__in=chunk).order_by("pk")})
+        self._batch.accounts = locked
+        try:
+            yield
+        finally:
+            self._batch.accounts = {}
+
     def get_enrollment(self, email, course_key):
         platform = _platform()
         user, _ = self._find_user(email)
@@ -249,9 +279,13 @@ class OpenEdxBackend(EnrollmentBackend):
             # both would read "not enrolled" and both report (and audit) an
             # enrollment. Emails without an account are serialized by the
             # unique (email, course) index of the allowances instead.
+            known = self._known_account(context, learner.email)
+            user = getattr(self._batch, "accounts", {}).get(known)
             try:
-                user, lookalike = self._find_user(learner.email, lock=True, known=self._known_account(context,
-                                                                                                   learner.email))
+                if user is not None and same_email(user.email, learner.email):
+                    lookalike = False  # locked by ``batch``, and checked again
+                else:
+                    user, lookalike = self._find_user(learner.email, lock=True, known=known)
             except AmbiguousAccountError as exc:
                 # Answered, not raised: raising would doom the caller's transaction.
                 return EnrollmentResult(Outcome.REFUSED, detail=exc.detail)

@@ -3,6 +3,7 @@ from datetime import UTC, datetime
 
 from django.db import models
 from opaque_keys.edx.django.models import CourseKeyField
+from openedx.core.lib.cache_utils import request_cached
 
 
 class CourseOverview(models.Model):
@@ -29,6 +30,12 @@ class CourseOverview(models.Model):
         return start < now < end
 
     @classmethod
+    @request_cached("course_overview")
     def get_from_id(cls, course_id):
-        """Return the overview of a course; raises DoesNotExist like the real one."""
+        """
+        Return the overview of a course; raises DoesNotExist like the real one.
+
+        Request-cached, as the real one: within one request (or, outside one, until
+        the request cache is cleared) a course is read once.
+        """
         return cls.objects.get(id=course_id)
