@@ -2,6 +2,8 @@
 The pipeline through its public surface: the bulk format over HTTP, validation of
 the whole delivery, set-based reads, the async answer, the sweeper, the signals.
 """
+import re
+
 import pytest
 from common.djangoapps.student.models import CourseEnrollment, CourseEnrollmentAllowed, ManualEnrollmentAudit
 from django.core.management import call_command
@@ -121,6 +123,26 @@ class TestBulkDeliveries:
         assert not [s for s in sql if "FOR UPDATE" in s.upper()]
         assert len([s for s in sql if s.upper().startswith("INSERT")]) == 2  # the delivery and its operations
         assert len(sql) <= 10, sql
+
+    def test_a_batch_reads_its_accounts_once_and_writes_its_outcomes_per_course(self, client, courses, ada,
+                                                                               django_user_model):
+        """
+        Expected behavior: 2 learners x 2 courses, all new -> the accounts read twice in all (the bulk
+        read, then the batch's one locking read by id), not once per pair; one outcome UPDATE per course.
+        """
+        django_user_model.objects.create_user("alan", "alan@example.com", "pw", is_active=True)
+        with CaptureQueriesContext(connection) as captured:
+            response = post_webhook(client, cohort("ada@example.com", "alan@example.com"), source="cohorts")
+        assert response.json()["counts"] == {"enrolled": 4}, response.content
+        assert ManualEnrollmentAudit.objects.count() == 4
+        sql = statements(captured)
+        accounts = [s for s in sql if re.search(r'FROM [`"]auth_user[`"]', s)]
+        assert len(accounts) == 2, accounts
+        if connection.vendor == "mysql":
+            assert [s for s in sql if "FOR UPDATE" in s.upper()] == [accounts[1]]
+        outcomes = [s for s in sql if re.match(r'UPDATE [`"]lms_bridge_enrollmentoperation[`"]', s)]
+        assert len(outcomes) == 2, outcomes
+        assert set(EnrollmentOperation.objects.values_list("outcome", "attempts")) == {("enrolled", 1)}
 
 
 class TestOnePairOneRow:
