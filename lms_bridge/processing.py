@@ -605,12 +605,8 @@ def _read_settled(delivery, requests, backends, indexes, context):
     Returns:
         dict[int, EnrollmentResult | None]: by request index.
     """
-    by_backend = defaultdict(list)
-    for index in indexes:
-        by_backend[id(backends[requests[index].course_id])].append(index)
     settled = {}
-    for mine in by_backend.values():
-        backend = backends[requests[mine[0]].course_id]
+    for backend, mine in _by_backend(requests, backends, indexes):
         try:
             answers = backend.settled([requests[index] for index in mine], context)
         except Exception as exc:  # pylint: disable=broad-except
@@ -620,6 +616,16 @@ def _read_settled(delivery, requests, backends, indexes, context):
             answers = [None] * len(mine)
         settled.update(zip(mine, answers, strict=True))
     return settled
+
+
+def _by_backend(requests, backends, indexes):
+    """These requests' indexes grouped by their backend: (backend, indexes) pairs; none for a course without one."""
+    groups = {}
+    for index in indexes:
+        backend = backends.get(requests[index].course_id)
+        if backend is not None:
+            groups.setdefault(id(backend), (backend, []))[1].append(index)
+    return list(groups.values())
 
 
 def _request_of(operation):
@@ -684,14 +690,8 @@ def _apply(plan, indexes, local):
     """
     retry_after = 0
     outcomes = [] if local else None
-    by_backend = defaultdict(list)
-    for index in indexes:
-        backend = plan.backends.get(plan.requests[index].course_id)
-        if backend is not None:
-            by_backend[id(backend)].append(index)
     with ExitStack() as batches:
-        for mine in by_backend.values():
-            backend = plan.backends[plan.requests[mine[0]].course_id]
+        for backend, mine in _by_backend(plan.requests, plan.backends, indexes):
             batches.enter_context(backend.batch([plan.requests[index] for index in mine], plan.context))
         for index in indexes:
             request = plan.requests[index]

@@ -279,13 +279,10 @@ class OpenEdxBackend(EnrollmentBackend):
             # both would read "not enrolled" and both report (and audit) an
             # enrollment. Emails without an account are serialized by the
             # unique (email, course) index of the allowances instead.
-            known = self._known_account(context, learner.email)
-            user = getattr(self._batch, "accounts", {}).get(known)
             try:
-                if user is not None and same_email(user.email, learner.email):
-                    lookalike = False  # locked by ``batch``, and checked again
-                else:
-                    user, lookalike = self._find_user(learner.email, lock=True, known=known)
+                user, lookalike = self._find_user(learner.email, lock=True, known=self._known_account(context,
+                                                                                                   learner.email),
+                                                  locked=getattr(self._batch, "accounts", None))
             except AmbiguousAccountError as exc:
                 # Answered, not raised: raising would doom the caller's transaction.
                 return EnrollmentResult(Outcome.REFUSED, detail=exc.detail)
@@ -306,7 +303,7 @@ class OpenEdxBackend(EnrollmentBackend):
         return None if found is DeliveryMemo.MISSING else found
 
     @staticmethod
-    def _find_user(email, lock=False, known=None):
+    def _find_user(email, lock=False, known=None, locked=None):
         """
         Find the account of an email, ignoring letter case only (and lock it, with ``lock``).
 
@@ -314,6 +311,10 @@ class OpenEdxBackend(EnrollmentBackend):
         emails that differ in accents or letter width, so the rows are
         checked in Python (``pick_account``): an exact match wins; several
         accounts differing only in case are ambiguous and refused.
+
+        Arguments:
+            known (int | None): the id of the account the delivery's bulk read found.
+            locked (dict | None): the accounts the current batch locked, by id (``batch``).
 
         Returns:
             tuple: (the user or None, whether a lookalike account exists).
@@ -323,8 +324,9 @@ class OpenEdxBackend(EnrollmentBackend):
         """
         if known is not None and lock:
             # The account the delivery's bulk read found (one email, one account, no lookalike):
-            # locked by primary key, and checked again, with no scan of the accounts by email.
-            user = get_user_model().objects.select_for_update().filter(pk=known).first()
+            # locked by primary key (by the batch, or now), and checked again, with no scan of
+            # the accounts by email.
+            user = (locked or {}).get(known) or get_user_model().objects.select_for_update().filter(pk=known).first()
             if user is not None and same_email(user.email, email):
                 return user, False
         users = get_user_model().objects.filter(email__iexact=email)
