@@ -117,7 +117,7 @@ tox: requirements ## run tox (Django and Python versions Open edX runs; pyenv's 
 upgrade: export CUSTOM_COMPILE_COMMAND=make upgrade
 upgrade: ## recompile the requirements/*.txt files from the *.in files
 	$(PIP) install -q -r requirements/pip-tools.txt
-	cd requirements && for f in pip-tools base test sandbox quality ci dev mariadb tutor; do \
+	cd requirements && for f in pip-tools base test sandbox quality docs ci dev mariadb tutor; do \
 		../$(VENV)/bin/pip-compile --quiet --upgrade --allow-unsafe --rebuild --strip-extras \
 			--no-emit-index-url --no-emit-find-links -o $$f.txt $$f.in || exit 1; \
 		if [ $$f = test ]; then sed -i '/^[dD]jango==/d; /^djangorestframework==/d' test.txt; fi; done  # tox picks Django (and DRF)

@@ -47,7 +47,8 @@ DEFAULTS = {
     # Pairs changed per database transaction (each pair has its own savepoint inside it).
     "LMS_BRIDGE_BATCH_PAIRS": 100,
     # Pairs per Celery task: a larger delivery is shared by several tasks (and workers).
-    "LMS_BRIDGE_CHUNK_PAIRS": 1000,
+    # Small enough that a delivery of 1,000 pairs already keeps 4 workers busy.
+    "LMS_BRIDGE_CHUNK_PAIRS": 250,
     # Whether Celery runs lms_bridge's tasks: None finds out (celery installed and a broker configured).
     "LMS_BRIDGE_CELERY": None,
     # Celery queue of lms_bridge's tasks (None: the app's default queue).

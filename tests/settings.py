@@ -49,7 +49,8 @@ LMS_BRIDGE_TASK_BACKOFF_SECONDS = int(os.environ.get("LMS_BRIDGE_TEST_BACKOFF_SE
 if os.environ.get("LMS_BRIDGE_TEST_BACKENDS"):
     # A worker or server process a test starts with its own backends (a fake remote LMS, say).
     LMS_BRIDGE_BACKENDS = json.loads(os.environ["LMS_BRIDGE_TEST_BACKENDS"])
-LMS_BRIDGE_CHUNK_PAIRS = int(os.environ.get("LMS_BRIDGE_TEST_CHUNK_PAIRS", "1000"))
+if os.environ.get("LMS_BRIDGE_TEST_CHUNK_PAIRS"):
+    LMS_BRIDGE_CHUNK_PAIRS = int(os.environ["LMS_BRIDGE_TEST_CHUNK_PAIRS"])
 
 # MariaDB when tests/tools/mariadb.py runs the suite (make test does): the
 # same settings Open edX uses for MySQL-compatible databases.
