@@ -77,6 +77,9 @@ OPEN_OUTCOMES = (Outcome.PENDING, Outcome.RETRY)
 FAILED_STATUSES = (DeliveryStatus.FAILED, DeliveryStatus.PARTIALLY_FAILED)
 # Pairs listed in a result (and a stored answer): past it, only those that did not succeed.
 MAX_LISTED_PAIRS = 1000
+# Existing operation rows updated by one statement when a delivery is planned again (within any database's
+# limit on query parameters).
+ROWS_PER_UPDATE = 500
 
 class _InvalidDeliveryError(Exception):
     """The delivery cannot be processed as sent (a 400, nothing changed)."""
@@ -565,7 +568,7 @@ def _prepare(delivery, source, fresh, requests=None):
             open_indexes.append(index)
     settled = _read_settled(delivery, requests, backends, open_indexes, context)
     chunk_size = get_setting("LMS_BRIDGE_CHUNK_PAIRS")
-    new_rows, now = [], timezone.now()
+    new_rows, changed = [], defaultdict(list)
     for index in open_indexes:
         request, answer = requests[index], settled.get(index)
         operation = existing.get((learner_key_for(request.email), request.course_id))
@@ -587,15 +590,31 @@ def _prepare(delivery, source, fresh, requests=None):
             ))
         else:
             # A retry or a reprocess: the pair's row exists; only its outcome (or its chunk) changes.
-            fields = {"chunk": chunk, "modified": now}
-            if answer is not None:
-                fields.update(outcome=answer.outcome, detail=storable_text(answer.detail), error="",
-                              attempts=F("attempts") + 1)
-            EnrollmentOperation.objects.filter(pk=operation.pk).update(**fields)
+            changed[(chunk,) if answer is None else (chunk, answer.outcome, storable_text(answer.detail))].append(
+                operation.pk)
     if new_rows:
         EnrollmentOperation.objects.bulk_create(new_rows, batch_size=1000)
+    _replan_rows(changed)
     delivery.pairs_total = len(requests)
     return _Plan(delivery, requests, backends, context, outcomes, todo)
+
+
+def _replan_rows(changed):
+    """
+    Update the existing rows of a retried or reprocessed delivery: one UPDATE per
+    chunk and outcome (of at most ``ROWS_PER_UPDATE`` rows), not one per pair.
+
+    Arguments:
+        changed (dict): row ids by ``(chunk,)`` for a pair still to do, or by
+            ``(chunk, outcome, detail)`` for one found already in the requested state.
+    """
+    now = timezone.now()
+    for key, ids in changed.items():
+        fields = {"chunk": key[0], "modified": now}
+        if len(key) > 1:
+            fields.update(outcome=key[1], detail=key[2], error="", attempts=F("attempts") + 1)
+        for start in range(0, len(ids), ROWS_PER_UPDATE):
+            EnrollmentOperation.objects.filter(pk__in=ids[start:start + ROWS_PER_UPDATE]).update(**fields)
 
 
 def _read_settled(delivery, requests, backends, indexes, context):

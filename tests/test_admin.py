@@ -138,6 +138,48 @@ class TestReprocess:
         assert b"was skipped" in response.content
         assert enrollment_of(ada, DEMO_COURSE) == (None, None)
 
+    def test_reprocess_of_many_pairs_updates_their_rows_in_a_few_statements(self, support, courses,
+                                                                               django_user_model):
+        """
+        Expected behavior: 20 learners x 2 courses, one course failed for all; meanwhile 5 of them were
+        enrolled by other means. Reprocess updates the failed rows per chunk and outcome, not per pair:
+        5 already_enrolled, 15 enrolled, every row once, the first course's rows untouched.
+        """
+        from common.djangoapps.student.models import CourseEnrollment  # pylint: disable=import-outside-toplevel
+        from django.db import connection  # pylint: disable=import-outside-toplevel
+        from django.test.utils import CaptureQueriesContext  # pylint: disable=import-outside-toplevel
+        from opaque_keys.edx.keys import CourseKey  # pylint: disable=import-outside-toplevel
+
+        learners = [django_user_model.objects.create_user(f"l{n}", f"l{n}@example.com", "pw", is_active=True)
+                    for n in range(20)]
+        payload = {"learners": [{"email": user.email} for user in learners], "courseIds": [DEMO_COURSE, BRIDGE_COURSE]}
+        fakes.SCRIPT.clear()
+        fakes.SCRIPT[BRIDGE_COURSE] = BackendError("LMS said no")
+        backends = [{"BACKEND": "tests.backends.fakes.ScriptedBackend"}]
+        with override_settings(LMS_BRIDGE_BACKENDS=backends):
+            response = post_webhook(Client(), payload, source="cohorts")
+            assert response.json()["counts"] == {"enrolled": 20, "failed": 20}, response.content
+            fakes.SCRIPT.clear()
+            for user in learners[:5]:
+                CourseEnrollment.enroll(user, CourseKey.from_string(BRIDGE_COURSE))
+            delivery = WebhookDelivery.objects.get()
+            with CaptureQueriesContext(connection) as captured:
+                response = logged_in(support).post(
+                    CHANGELIST, {"action": "reprocess", "_selected_action": [delivery.pk]}, follow=True)
+        assert b"1 delivery reprocessed successfully" in response.content
+        delivery.refresh_from_db()
+        assert delivery.status == DeliveryStatus.PROCESSED
+        assert delivery.response_body["counts"] == {"already_enrolled": 5, "enrolled": 35}
+        rows = EnrollmentOperation.objects.filter(delivery=delivery)
+        assert sorted(rows.filter(course_id=BRIDGE_COURSE).values_list("outcome", "attempts", "chunk")) == (
+            [("already_enrolled", 2, 0)] * 5 + [("enrolled", 2, 0)] * 15)
+        assert set(rows.filter(course_id=DEMO_COURSE).values_list("outcome", "attempts")) == {("enrolled", 1)}
+        updates = [q["sql"] for q in captured.captured_queries
+                   if q["sql"].startswith(('UPDATE "lms_bridge_enrollmentoperation"',
+                                           "UPDATE `lms_bridge_enrollmentoperation`"))]
+        # The 5 found enrolled, the 15 still to do, then the 15 outcomes (one per course).
+        assert len(updates) == 3, updates
+
     def test_view_only_staff_cannot_reprocess(self, viewer, failed_delivery):
         """Expected behavior: without the reprocess permission the action is not available."""
         fakes.SCRIPT.clear()
