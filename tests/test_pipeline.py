@@ -287,3 +287,24 @@ class TestOutsideARequest:
         result = process_delivery(WebhookDelivery.objects.get(uuid=second.json()["delivery"]))
         assert result.counts == {"enrolled": 1}
         assert Enrollment.objects.get(user=ada).is_active is True
+
+    def test_a_worker_sees_modes_changed_elsewhere_between_deliveries(self, client, courses, ada, django_user_model):
+        """
+        Expected behavior: the platform caches a course's modes per request, as it does enrollment
+        states; after another process replaced BRIDGE_COURSE's audit mode by honor, the next delivery
+        in the same worker enrolls in honor, the course's default mode now.
+        """
+        from common.djangoapps.course_modes.models import CourseMode  # pylint: disable=import-outside-toplevel
+
+        from lms_bridge.processing import process_delivery  # pylint: disable=import-outside-toplevel
+
+        alan = django_user_model.objects.create_user("alan", "alan@example.com", "pw", is_active=True)
+        first = post_webhook(client, cohort("ada@example.com", courses=[BRIDGE_COURSE]), source="cohorts-async")
+        second = post_webhook(client, cohort("alan@example.com", courses=[BRIDGE_COURSE]), source="cohorts-async")
+        process_delivery(WebhookDelivery.objects.get(uuid=first.json()["delivery"]))
+        assert enrollment_of(ada, BRIDGE_COURSE) == ("audit", True)
+        # Another process's change: this one's signal receivers never hear of it.
+        CourseMode.objects.filter(course_id=courses[BRIDGE_COURSE]).update(mode_slug="honor")
+        result = process_delivery(WebhookDelivery.objects.get(uuid=second.json()["delivery"]))
+        assert result.counts == {"enrolled": 1}
+        assert enrollment_of(alan, BRIDGE_COURSE) == ("honor", True)

@@ -2,8 +2,11 @@
 from collections import defaultdict, namedtuple
 
 from django.db import models
+from django.dispatch import receiver
 from django.utils.timezone import now
+from edx_django_utils.cache import RequestCache
 from openedx.core.djangoapps.content.course_overviews.models import CourseOverview
+from openedx.core.lib.cache_utils import request_cached
 
 Mode = namedtuple("Mode", ["slug", "name", "min_price", "currency", "expiration_datetime"])
 
@@ -24,6 +27,7 @@ class CourseMode(models.Model):
     CREDIT_MODE = "credit"
     DEFAULT_MODE_SLUG = "audit"
     DEFAULT_MODE = Mode("audit", "Audit", 0, "usd", None)
+    CACHE_NAMESPACE = "course_modes.CourseMode.cache."
 
     class Meta:
         app_label = "course_modes"
@@ -66,8 +70,13 @@ class CourseMode(models.Model):
         return all_modes, unexpired
 
     @classmethod
+    @request_cached(CACHE_NAMESPACE)
     def modes_for_course(cls, course_id=None, include_expired=False, only_selectable=True, course=None):
-        """The course's modes; the default mode when it has none (as the LMS does)."""
+        """
+        The course's modes; the default mode when it has none. As the LMS's, the
+        answer is kept for the rest of the request (by its arguments, as given),
+        and forgotten when any mode is saved or deleted.
+        """
         if course is not None:
             course_id = course.id
         found = cls.objects.filter(course_id=course_id)
@@ -79,3 +88,9 @@ class CourseMode(models.Model):
         ]
         return modes or [cls.DEFAULT_MODE]
 
+
+@receiver(models.signals.post_save, sender=CourseMode)
+@receiver(models.signals.post_delete, sender=CourseMode)
+def invalidate_course_mode_cache(sender, **kwargs):  # pylint: disable=unused-argument
+    """As the LMS: a saved or deleted mode empties the request cache of modes."""
+    RequestCache(namespace=CourseMode.CACHE_NAMESPACE).clear()
