@@ -81,6 +81,7 @@ MAX_LISTED_PAIRS = 1000
 # limit on query parameters).
 ROWS_PER_UPDATE = 500
 
+
 class _InvalidDeliveryError(Exception):
     """The delivery cannot be processed as sent (a 400, nothing changed)."""
 
