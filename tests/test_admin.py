@@ -6,8 +6,12 @@ import csv
 import io
 
 import pytest
+from common.djangoapps.student.models import CourseEnrollment
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
+from opaque_keys.edx.keys import CourseKey
 
 from lms_bridge.backends.base import BackendError
 from lms_bridge.models import DeliveryStatus, EnrollmentOperation, WebhookDelivery
@@ -145,11 +149,6 @@ class TestReprocess:
         enrolled by other means. Reprocess updates the failed rows per chunk and outcome, not per pair:
         5 already_enrolled, 15 enrolled, every row once, the first course's rows untouched.
         """
-        from common.djangoapps.student.models import CourseEnrollment  # pylint: disable=import-outside-toplevel
-        from django.db import connection  # pylint: disable=import-outside-toplevel
-        from django.test.utils import CaptureQueriesContext  # pylint: disable=import-outside-toplevel
-        from opaque_keys.edx.keys import CourseKey  # pylint: disable=import-outside-toplevel
-
         learners = [django_user_model.objects.create_user(f"l{n}", f"l{n}@example.com", "pw", is_active=True)
                     for n in range(20)]
         payload = {"learners": [{"email": user.email} for user in learners], "courseIds": [DEMO_COURSE, BRIDGE_COURSE]}
